@@ -1,0 +1,96 @@
+"""Autoencoder: loss (1), gradient, Hessian-vector and Gauss-Newton-vector products.
+
+F(theta) = (1/N) sum_i 1/2 ||x_i - z^L(x_i, theta)||^2 over the N columns of
+the batch.  ``compute_hessvec`` and ``compute_gaussnewtonvec`` work at the
+weights and batch of the last ``compute_loss`` and reuse its forward and
+backward passes; they may be called any number of times, in any order.
+
+Tied weights: ``Autoencoder(layers, tied=True)`` shares the matrix of layer k
+with layer L-1-k transposed (W_{L-1-k} = W_k^T) for k < L // 2; each layer
+keeps its own bias, and with an odd number of layers the middle one is free.
+The shared matrix appears once in the parameter vector (in the encoder's
+block), see ``ae.ffnet``.
+"""
+
+from ae import numeric
+from ae.ffnet import FFNet
+
+
+class Autoencoder:
+    def __init__(self, layers, tied=False):
+        layers = list(layers)
+        if layers and layers[0].shape[0] != layers[-1].shape[1]:
+            raise ValueError(
+                f"an autoencoder's output size must equal its input size: the first "
+                f"layer takes {layers[0].shape[0]}, the last gives {layers[-1].shape[1]}"
+            )
+        L = len(layers)
+        ties = [(L - 1 - k, k) for k in range(L // 2)] if tied else []
+        self.net = FFNet(layers, ties=ties)
+        self.tied = bool(tied)
+        self._loss_point = None  # (net.version, N) of the last compute_loss
+
+    @property
+    def layers(self):
+        return self.net.layers
+
+    @property
+    def params_number(self):
+        return self.net.params_number
+
+    def get_weights(self):
+        return self.net.get_weights()
+
+    def set_weights(self, w):
+        self.net.set_weights(w)
+
+    def init_weights(self, seed=None, dtype="float64"):
+        """Seeded Glorot initialisation in any number type (see FFNet.init_weights)."""
+        return self.net.init_weights(seed, dtype=dtype)
+
+    def compute_outputs(self, inputs):
+        """Reconstructions z^L of the columns of ``inputs``."""
+        return self.net.compute_outputs(inputs)
+
+    def compute_loss(self, inputs):
+        """(F, grad F) of formula (1) on the batch ``inputs`` (features x objects)."""
+        inputs = numeric.check_array(inputs, "inputs", ndim=2)
+        if inputs.shape[0] != self.layers[0].shape[0]:
+            raise ValueError(
+                f"inputs have {inputs.shape[0]} rows (features), the autoencoder "
+                f"takes {self.layers[0].shape[0]}"
+            )
+        N = inputs.shape[1]
+        if N < 1:
+            raise ValueError("inputs have no columns (objects)")
+        d = self.net.compute_outputs(inputs) - inputs
+        # a sum of products, never abs/norm: conjugation would destroy the complex step
+        loss = (d * d).sum() / (2 * N)
+        grad = self.net.compute_loss_grad(d / N)
+        self._loss_point = (self.net.version, N)
+        return loss, grad
+
+    def _prepare_direction(self, p, what):
+        if self._loss_point is None or self._loss_point[0] != self.net.version:
+            raise ValueError(
+                f"{what} works at the point of the last compute_loss: call "
+                "compute_loss(inputs) first (and again after changing weights)"
+            )
+        p = numeric.check_vector(p, "p", self.params_number)
+        self.net.set_direction(p)
+        return self._loss_point[1]
+
+    def compute_hessvec(self, p):
+        """H p by the R-operator: R-forward (4) then R-backward (see ae.layers)."""
+        N = self._prepare_direction(p, "compute_hessvec")
+        Rz = self.net.compute_Rp_outputs()
+        return self.net.compute_loss_Rp_grad(Rz / N)
+
+    def compute_gaussnewtonvec(self, p):
+        """G p = (1/N) sum_i J_i^T J_i p: R-forward gives J p, a backward pass J^T."""
+        N = self._prepare_direction(p, "compute_gaussnewtonvec")
+        Jp = self.net.compute_Rp_outputs()
+        return self.net.compute_loss_grad(Jp / N, remember=False)
+
+    def get_activations(self, layer_number):
+        return self.net.get_activations(layer_number)

@@ -1,0 +1,186 @@
+r"""Fully connected layer with the four passes of the R-operator method.
+
+Arrays are features x objects (one column per example).  For a layer with
+matrix W (q x p), bias b, activation g and input Z (p x N):
+
+forward (2):      U = W Z + b 1^T,             out = g(U)
+backward (3):     dU = dOut * g'(U),            dW = dU Z^T,  db = dU 1,
+                  dZ = W^T dU
+R forward (4):    RU = W R{Z} + P_W Z + P_b 1^T,   R{out} = g'(U) * RU
+
+where (P_W, P_b) is the direction p cut like (W, b).
+
+R backward, derived by applying the differential operator R_p{.} (the
+directional derivative along p) to every line of (3).  R_p is linear and
+obeys the product rule; W, b depend on theta linearly so R{W} = P_W,
+R{b} = P_b; and R{g'(U)} = g''(U) * R{U} by the chain rule:
+
+    R{dU} = R{dOut} * g'(U) + dOut * g''(U) * RU
+    R{dW} = R{dU} Z^T + dU R{Z}^T
+    R{db} = R{dU} 1
+    R{dZ} = W^T R{dU} + P_W^T dU
+
+``R{dOut}`` arrives from the layer above (at the top it is R{(z^L - x)/N}
+= R{z^L}/N, because x does not depend on theta); ``R{Z}`` is the R-forward
+input (zero for the first layer, whose input is the data).  The stacked
+(R{dW}, R{db}) of all layers is the Hessian-vector product H p.
+
+The flat weight vector of a layer is W raveled row-major (num_outputs x
+num_inputs), then b if the layer has a bias.
+"""
+
+import numpy as np
+
+from ae import numeric
+from ae.activations import BaseActivationFunction
+
+
+class BaseLayer:
+    """Interface of a layer (see FCLayer for the contract of each method)."""
+
+    def get_params_number(self):
+        raise NotImplementedError
+
+    def get_weights(self):
+        raise NotImplementedError
+
+    def set_weights(self, w):
+        raise NotImplementedError
+
+    def set_direction(self, p):
+        raise NotImplementedError
+
+    def forward(self, inputs):
+        raise NotImplementedError
+
+    def backward(self, derivs, remember=True):
+        raise NotImplementedError
+
+    def Rp_forward(self, Rp_inputs):
+        raise NotImplementedError
+
+    def Rp_backward(self, Rp_derivs):
+        raise NotImplementedError
+
+    def get_activations(self):
+        raise NotImplementedError
+
+
+class FCLayer(BaseLayer):
+    """z = g(W x + b) with W of shape (num_outputs, num_inputs).
+
+    ``shape = (num_inputs, num_outputs)``; ``afun`` an activation object.
+    """
+
+    def __init__(self, shape, afun, use_bias=False):
+        try:
+            num_inputs, num_outputs = (int(s) for s in shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"shape must be (num_inputs, num_outputs), got {shape!r}") from None
+        if num_inputs < 1 or num_outputs < 1:
+            raise ValueError(f"layer sizes must be positive, got {shape!r}")
+        if not isinstance(afun, BaseActivationFunction):
+            raise TypeError(f"afun must be a BaseActivationFunction, got {type(afun).__name__}")
+        self.shape = (num_inputs, num_outputs)
+        self.afun = afun
+        self.use_bias = bool(use_bias)
+        self.W = self.b = None
+        self.P_W = self.P_b = None
+        self.inputs = None
+
+    def __repr__(self):
+        return f"FCLayer({self.shape}, {self.afun!r}, use_bias={self.use_bias})"
+
+    def get_params_number(self):
+        num_inputs, num_outputs = self.shape
+        return num_outputs * num_inputs + (num_outputs if self.use_bias else 0)
+
+    def _split(self, v):
+        num_inputs, num_outputs = self.shape
+        W = v[: num_inputs * num_outputs].reshape(num_outputs, num_inputs)
+        b = v[num_inputs * num_outputs:, None] if self.use_bias else None
+        return W, b
+
+    def get_weights(self):
+        if self.W is None:
+            raise ValueError("layer weights are not set: call set_weights first")
+        parts = [self.W.ravel()] + ([self.b[:, 0]] if self.use_bias else [])
+        return np.concatenate(parts)
+
+    def set_weights(self, w):
+        w = numeric.check_vector(w, "weights", self.get_params_number())
+        self.W, self.b = self._split(w.copy())
+
+    def set_direction(self, p):
+        p = numeric.check_vector(p, "direction", self.get_params_number())
+        self.P_W, self.P_b = self._split(p.copy())
+
+    def forward(self, inputs):
+        if self.W is None:
+            raise ValueError("layer weights are not set: call set_weights first")
+        inputs = numeric.check_array(inputs, "inputs", ndim=2, finite=False)
+        if inputs.shape[0] != self.shape[0]:
+            raise ValueError(
+                f"inputs have {inputs.shape[0]} rows, this layer takes {self.shape[0]}"
+            )
+        self.inputs = inputs
+        u = self.W @ inputs
+        if self.use_bias:
+            u += self.b
+        self.u = u
+        self.g1 = self.afun.deriv(u)
+        self.g2 = None  # g''(u) is only needed by Rp_backward: computed there once
+        self.z = self.afun.val(u)
+        return self.z
+
+    def _require(self, attr, what):
+        if getattr(self, attr, None) is None:
+            raise ValueError(f"{what} must be called first")
+
+    def backward(self, derivs, remember=True):
+        """(dL/dinputs, dL/dweights) for dL/doutputs = ``derivs``.
+
+        With ``remember=False`` the layer's stored backward state (used by
+        Rp_backward) is left untouched: the Gauss-Newton product runs a
+        backward pass of its own without disturbing the Hessian's.
+        """
+        self._require("inputs", "forward")
+        du = derivs * self.g1
+        grads = [(du @ self.inputs.T).ravel()]
+        if self.use_bias:
+            grads.append(du.sum(axis=1))
+        if remember:
+            self.derivs, self.du = derivs, du
+        return self.W.T @ du, np.concatenate(grads)
+
+    def Rp_forward(self, Rp_inputs):
+        """R{outputs}; ``Rp_inputs=None`` means zero (the data do not depend on theta)."""
+        self._require("inputs", "forward")
+        self._require("P_W", "set_direction")
+        Ru = self.P_W @ self.inputs
+        if Rp_inputs is not None:
+            Ru = Ru + self.W @ Rp_inputs
+        if self.use_bias:
+            Ru = Ru + self.P_b
+        self.Rp_inputs, self.Ru = Rp_inputs, Ru
+        return self.g1 * Ru
+
+    def Rp_backward(self, Rp_derivs):
+        """(R{dL/dinputs}, R{dL/dweights}); see the module docstring."""
+        self._require("du", "backward")
+        self._require("Ru", "Rp_forward")
+        if self.g2 is None:
+            self.g2 = self.afun.second_deriv(self.u)
+        Rdu = Rp_derivs * self.g1 + self.derivs * self.g2 * self.Ru
+        RdW = Rdu @ self.inputs.T
+        if self.Rp_inputs is not None:
+            RdW = RdW + self.du @ self.Rp_inputs.T
+        grads = [RdW.ravel()]
+        if self.use_bias:
+            grads.append(Rdu.sum(axis=1))
+        Rd_inputs = self.W.T @ Rdu + self.P_W.T @ self.du
+        return Rd_inputs, np.concatenate(grads)
+
+    def get_activations(self):
+        self._require("inputs", "forward")
+        return self.z

@@ -1,0 +1,58 @@
+"""The engine's quantities as functions of the flat weight vector.
+
+The estimators in ``checks.estimators`` differentiate functions of w; these
+adapters turn an autoencoder and a fixed batch into such functions.  Each
+sets the weights it is given (in whatever number type they are), so call
+``model.set_weights`` again before using the model at its own point.
+"""
+
+import numpy as np
+
+from ae import numeric
+
+
+def loss_at(model, inputs):
+    """w -> F(w) on ``inputs``."""
+    def loss(w):
+        model.set_weights(w)
+        return model.compute_loss(inputs)[0]
+    return loss
+
+
+def gradient_at(model, inputs):
+    """w -> grad F(w) on ``inputs`` (backprop)."""
+    def gradient(w):
+        model.set_weights(w)
+        return model.compute_loss(inputs)[1]
+    return gradient
+
+
+def outputs_at(model, inputs):
+    """w -> network outputs z^L(w) on ``inputs`` (its derivative along p is J p)."""
+    def outputs(w):
+        model.set_weights(w)
+        return model.compute_outputs(inputs)
+    return outputs
+
+
+def basis_vector(k, like):
+    """e_k in the number type of ``like``."""
+    e = numeric.zeros_like(like)
+    e[k] = numeric.ones_like(like[:1])[0]
+    return e
+
+
+def dense_jacobian(model, w, inputs):
+    """J as an array (outputs x objects x M), one R-forward pass per column."""
+    model.set_weights(w)
+    model.compute_loss(inputs)
+    columns = []
+    for k in range(model.params_number):
+        model.net.set_direction(basis_vector(k, w))
+        columns.append(model.net.compute_Rp_outputs())
+    return np.stack(columns, axis=-1)
+
+
+def dense_matrix(product, w):
+    """The M x M matrix whose k-th column is product(e_k)."""
+    return np.stack([product(basis_vector(k, w)) for k in range(w.shape[0])], axis=1)
