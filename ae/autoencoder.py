@@ -12,8 +12,10 @@ The shared matrix appears once in the parameter vector (in the encoder's
 block), see ``ae.ffnet``.
 """
 
-from ae import numeric
+from ae import numeric, optim
 from ae.ffnet import FFNet
+from ae.hf import HessianFree
+from ae.train import GradientStepper, train
 
 
 class Autoencoder:
@@ -29,6 +31,8 @@ class Autoencoder:
         self.net = FFNet(layers, ties=ties)
         self.tied = bool(tied)
         self._loss_point = None  # (net.version, N) of the last compute_loss
+        # work counter: examples through a forward+backward pass (loss or product)
+        self.examples_processed = 0
 
     @property
     def layers(self):
@@ -68,6 +72,7 @@ class Autoencoder:
         loss = (d * d).sum() / (2 * N)
         grad = self.net.compute_loss_grad(d / N)
         self._loss_point = (self.net.version, N)
+        self.examples_processed += N
         return loss, grad
 
     def _prepare_direction(self, p, what):
@@ -78,6 +83,7 @@ class Autoencoder:
             )
         p = numeric.check_vector(p, "p", self.params_number)
         self.net.set_direction(p)
+        self.examples_processed += self._loss_point[1]
         return self._loss_point[1]
 
     def compute_hessvec(self, p):
@@ -94,3 +100,46 @@ class Autoencoder:
 
     def get_activations(self, layer_number):
         return self.net.get_activations(layer_number)
+
+    # --- training: every run_* is the one loop of ae.train with another stepper
+
+    def _run(self, stepper, inputs, num_epoch, minibatch_size, l2_coef, test_inputs, display,
+             seed, name):
+        return train(self, stepper, inputs, num_epoch=num_epoch, minibatch_size=minibatch_size,
+                     l2_coef=l2_coef, test_inputs=test_inputs, seed=seed, display=display,
+                     name=name)
+
+    def run_sgd(self, inputs, step_size=0.01, num_epoch=200, minibatch_size=100, l2_coef=1e-5,
+                test_inputs=None, display=False, momentum=0.0, seed=0):
+        """Minibatch SGD (heavy-ball momentum if ``momentum`` > 0); returns the history."""
+        rule = optim.Momentum(step_size, momentum) if momentum else optim.SGD(step_size)
+        return self._run(GradientStepper(rule), inputs, num_epoch, minibatch_size, l2_coef,
+                         test_inputs, display, seed, "sgd")
+
+    def run_momentum(self, inputs, step_size=0.01, num_epoch=200, minibatch_size=100, l2_coef=1e-5,
+                     test_inputs=None, display=False, momentum=0.9, nesterov=False, seed=0):
+        rule = optim.Momentum(step_size, momentum, nesterov=nesterov)
+        return self._run(GradientStepper(rule), inputs, num_epoch, minibatch_size, l2_coef,
+                         test_inputs, display, seed, "momentum")
+
+    def run_rmsprop(self, inputs, step_size=0.001, num_epoch=200, minibatch_size=100, l2_coef=1e-5,
+                    test_inputs=None, display=False, rho=0.9, eps=1e-8, seed=0):
+        rule = optim.RMSprop(step_size, rho=rho, eps=eps)
+        return self._run(GradientStepper(rule), inputs, num_epoch, minibatch_size, l2_coef,
+                         test_inputs, display, seed, "rmsprop")
+
+    def run_adam(self, inputs, step_size=0.001, num_epoch=200, minibatch_size=100, l2_coef=1e-5,
+                 test_inputs=None, display=False, beta1=0.9, beta2=0.999, eps=1e-8, seed=0):
+        rule = optim.Adam(step_size, beta1=beta1, beta2=beta2, eps=eps)
+        return self._run(GradientStepper(rule), inputs, num_epoch, minibatch_size, l2_coef,
+                         test_inputs, display, seed, "adam")
+
+    def run_hf(self, inputs, num_epoch=20, minibatch_size=None, l2_coef=1e-5, test_inputs=None,
+               display=False, damping=1.0, curvature_fraction=0.1, max_cg_iterations=100, seed=0):
+        """Hessian-free optimization (ae.hf); ``minibatch_size=None`` uses the whole set."""
+        if minibatch_size is None:
+            minibatch_size = numeric.check_array(inputs, "inputs", ndim=2).shape[1]
+        stepper = HessianFree(damping=damping, curvature_fraction=curvature_fraction,
+                              max_cg_iterations=max_cg_iterations, seed=seed)
+        return self._run(stepper, inputs, num_epoch, minibatch_size, l2_coef, test_inputs, display,
+                         seed, "hf")

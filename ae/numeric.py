@@ -142,6 +142,7 @@ def ones_like(x):
 
 
 _mp_tanh = np.frompyfunc(mpmath.tanh, 1, 1)
+_mp_sqrt = np.frompyfunc(mpmath.sqrt, 1, 1)
 _mp_re = np.frompyfunc(mpmath.re, 1, 1)
 _mp_im = np.frompyfunc(mpmath.im, 1, 1)
 
@@ -151,6 +152,13 @@ def tanh(x):
     if is_mp(x):
         return np.asarray(_mp_tanh(x), dtype=object)
     return np.tanh(x)
+
+
+def sqrt(x):
+    """Elementwise square root in x's own type (optimizer denominators)."""
+    if is_mp(x):
+        return np.asarray(_mp_sqrt(x), dtype=object)
+    return np.sqrt(x)
 
 
 def real(x):

@@ -4,9 +4,9 @@ from hypothesis import HealthCheck, settings
 
 # "ci" keeps the whole tox matrix fast; run HYPOTHESIS_PROFILE=thorough locally
 # for a deeper search.
-settings.register_profile("ci", max_examples=25, deadline=None,
+settings.register_profile("ci", max_examples=100, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("dev", max_examples=60, deadline=None,
+settings.register_profile("dev", max_examples=100, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("thorough", max_examples=500, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])

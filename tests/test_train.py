@@ -1,0 +1,167 @@
+"""The training loop and every run_* method, on small synthetic problems."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import ae
+from ae.hf import conjugate_gradient
+from ae.train import evaluate
+
+METHODS = {
+    "sgd": dict(step_size=0.1, minibatch_size=20),
+    "momentum": dict(step_size=0.05, minibatch_size=20),
+    "rmsprop": dict(step_size=0.003, minibatch_size=20),
+    "adam": dict(step_size=0.003, minibatch_size=20),
+    "hf": dict(),
+}
+
+
+def manifold_data(n=300, dim=10, seed=0):
+    """Points near a curved 2-D manifold in dim dimensions (columns are examples)."""
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(-1, 1, (2, n))
+    return np.tanh(rng.standard_normal((dim, 2)) @ t) + 0.01 * rng.standard_normal((dim, n))
+
+
+def small_model(dim=10, seed=1, tied=False):
+    layers = [ae.FCLayer((dim, 6), ae.TanhActivationFunction(), True),
+              ae.FCLayer((6, 2), ae.LinearActivationFunction(), True),
+              ae.FCLayer((2, 6), ae.TanhActivationFunction(), True),
+              ae.FCLayer((6, dim), ae.LinearActivationFunction(), True)]
+    model = ae.Autoencoder(layers, tied=tied)
+    model.init_weights(seed)
+    return model
+
+
+def run(model, method, data, test=None, **kwargs):
+    options = {**METHODS[method], **kwargs}
+    return getattr(model, f"run_{method}")(data, num_epoch=options.pop("num_epoch", 8),
+                                           test_inputs=test, **options)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_lowers_the_loss(method):
+    data = manifold_data()
+    history = run(small_model(), method, data[:, :250], data[:, 250:])
+    assert len(history["train_loss"]) == len(history["test_loss"]) == 8
+    assert history["train_loss"][-1] < 0.5 * history["initial"]["train_loss"]
+    assert history["test_loss"][-1] < 0.5 * history["initial"]["test_loss"]
+    assert all(np.isfinite(history[k]).all() for k in ("train_grad", "test_grad", "seconds"))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_history_matches_the_trained_weights(method):
+    data = manifold_data(100)
+    model = small_model()
+    history = run(model, method, data, num_epoch=3, l2_coef=1e-3)
+    loss, objective, grad_norm = evaluate(model, data, model.get_weights(), 1e-3)
+    assert (history["train_loss"][-1], history["train_objective"][-1],
+            history["train_grad"][-1]) == (loss, objective, grad_norm)
+    assert objective == pytest.approx(loss + 1e-3 / 2 * model.get_weights() @ model.get_weights())
+
+
+def test_full_batch_runs_are_deterministic():
+    data = manifold_data(100)
+    a = run(small_model(), "adam", data, minibatch_size=100, seed=1)
+    b = run(small_model(), "adam", data, minibatch_size=100, seed=2)
+    assert a["train_loss"] == b["train_loss"]  # no shuffling can matter
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_same_seed_same_history_other_seed_differs(method):
+    data = manifold_data(100)
+    a, b, c = (run(small_model(), method, data, seed=s, num_epoch=3, **(
+        {"minibatch_size": 50} if method == "hf" else {})) for s in (5, 5, 6))
+    keys = ["train_loss", "train_grad", "train_objective"]
+    assert [a[k] for k in keys] == [b[k] for k in keys]
+    assert a["train_loss"] != c["train_loss"]
+
+
+def test_divergence_is_detected_and_the_weights_stay_finite(capsys):
+    data = manifold_data(100)
+    model = small_model()
+    with pytest.warns(RuntimeWarning, match="diverged at epoch 1"):
+        history = model.run_sgd(data, step_size=1e6, num_epoch=5, minibatch_size=10, display=True)
+    assert history["diverged"]["epoch"] == 1
+    assert "objective" in history["diverged"]["reason"]
+    assert np.isfinite(model.get_weights()).all()
+    assert history["train_loss"] == []  # no epoch finished, and no NaN was recorded
+    assert "diverged" in capsys.readouterr().err
+
+
+def test_display_shows_a_progress_bar(capsys):
+    model = small_model()
+    model.run_adam(manifold_data(50), num_epoch=2, minibatch_size=10, display=True)
+    err = capsys.readouterr().err
+    assert "adam" in err and "2/2" in err and "train_loss" in err
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(step_size=0), ValueError, "step_size must be positive"),
+    (dict(step_size=-1e-3), ValueError, "step_size must be positive"),
+    (dict(minibatch_size=0), ValueError, "minibatch_size must be in"),
+    (dict(minibatch_size=101), ValueError, "minibatch_size must be in"),
+    (dict(minibatch_size=2.5), TypeError, "minibatch_size must be an integer"),
+    (dict(num_epoch=-1), ValueError, "num_epoch must be in"),
+    (dict(l2_coef=-1), ValueError, "l2_coef"),
+    (dict(test_inputs=np.ones((9, 5))), ValueError, "test_inputs have 9 rows"),
+])
+def test_bad_arguments(kwargs, error, match):
+    options = {**dict(step_size=0.01, num_epoch=1, minibatch_size=10), **kwargs}
+    with pytest.raises(error, match=match):
+        small_model().run_adam(manifold_data(100), **options)
+
+
+def test_bad_hf_arguments_and_untrained_net():
+    with pytest.raises(ValueError, match="curvature_fraction"):
+        small_model().run_hf(manifold_data(50), curvature_fraction=0)
+    bare = ae.Autoencoder([ae.FCLayer((3, 3), ae.LinearActivationFunction())])
+    with pytest.raises(ValueError, match="weights are not set"):
+        bare.run_sgd(np.ones((3, 4)), minibatch_size=2)
+
+
+def test_training_keeps_float32():
+    data = manifold_data(60).astype(np.float32)
+    model = small_model()
+    model.set_weights(model.get_weights().astype(np.float32))
+    history = model.run_adam(data, step_size=0.003, num_epoch=2, minibatch_size=20)
+    assert model.get_weights().dtype == np.float32
+    assert history["train_loss"][-1] < history["initial"]["train_loss"]
+
+
+def test_tied_autoencoder_trains():
+    data = manifold_data()
+    history = run(small_model(tied=False), "adam", data)
+    tied = run(small_model(tied=True), "adam", data)
+    assert tied["train_loss"][-1] < 0.5 * tied["initial"]["train_loss"]
+    assert history["train_loss"][-1] < history["initial"]["train_loss"]
+
+
+def test_conjugate_gradient_solves_a_spd_system():
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((8, 8))
+    A = B @ B.T + 0.5 * np.eye(8)
+    b = rng.standard_normal(8)
+    saved, iterations = conjugate_gradient(lambda v: A @ v, b, np.zeros(8), np.ones(8), 50,
+                                           tolerance=1e-14)
+    assert np.allclose(A @ saved[-1][1], b, atol=1e-8)
+    phis = [phi for _, _, phi in saved]
+    assert all(x >= y for x, y in zip(phis, phis[1:]))  # the model decreases monotonically
+
+
+def test_working_memory_does_not_grow_with_the_data():
+    """Training on N examples keeps O(batch x widest layer) memory beyond data and weights."""
+    def peak(n):
+        data = manifold_data(n, dim=40)
+        model = ae.Autoencoder([ae.FCLayer((40, 8), ae.TanhActivationFunction(), True),
+                                ae.FCLayer((8, 40), ae.LinearActivationFunction(), True)])
+        model.init_weights(0)
+        tracemalloc.start()
+        model.run_adam(data, num_epoch=1, minibatch_size=50, test_inputs=data)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak_bytes - 2 * data.nbytes  # the data and one shuffled-index-sized copy allowed
+    small, large = peak(2_000), peak(20_000)
+    assert large < small + 2_000_000  # ten times the data, not ten times the working memory
