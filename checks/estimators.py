@@ -42,13 +42,15 @@ def mp_central_difference(f, w, p, h, dps=50):
         return central_difference(f, w_mp, p_mp, mpmath.mpf(h))
 
 
-def relative_error(approx, exact):
-    """||approx - exact|| / ||exact|| in float64 (absolute when exact is 0).
+def relative_error(approx, exact, scale=None):
+    """||approx - exact|| / scale in float64, scale = ||exact|| by default.
 
-    The difference is taken in the working type first, so mpmath results
-    keep their accuracy down to float64's range (1e-308), not its epsilon.
+    Absolute when the scale is 0.  The difference is taken in the working
+    type first, so mpmath results keep their accuracy down to float64's
+    range (1e-308), not its epsilon.
     """
     diff = numeric.to_float64(np.asarray(approx - exact))
-    scale = np.linalg.norm(numeric.to_float64(np.asarray(exact)))
+    if scale is None:
+        scale = np.linalg.norm(numeric.to_float64(np.asarray(exact)))
     err = np.linalg.norm(diff)
     return float(err / scale) if scale > 0 else float(err)

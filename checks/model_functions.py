@@ -9,6 +9,7 @@ sets the weights it is given (in whatever number type they are), so call
 import numpy as np
 
 from ae import numeric
+from ae.activations import LeakyReluActivationFunction
 
 
 def loss_at(model, inputs):
@@ -56,3 +57,25 @@ def dense_jacobian(model, w, inputs):
 def dense_matrix(product, w):
     """The M x M matrix whose k-th column is product(e_k)."""
     return np.stack([product(basis_vector(k, w)) for k in range(w.shape[0])], axis=1)
+
+
+def kink_distance(model, inputs, w, p, safety=0.5):
+    """A step h below which w + h p moves no ReLU/LeakyReLU pre-activation across 0.
+
+    From the linearisation u(w + h p) ~ u + h R{u}: the smallest |u| / |R{u}|
+    over kinked layers, times ``safety`` for the second-order terms.
+    Finite differences with a larger step straddle a kink and are not run.
+    """
+    model.set_weights(w)
+    model.compute_loss(inputs)
+    model.net.set_direction(p)
+    model.net.compute_Rp_outputs()
+    distance = np.inf
+    for layer in model.layers:
+        if isinstance(layer.afun, LeakyReluActivationFunction):
+            u = np.abs(numeric.to_float64(layer.u))
+            Ru = np.abs(numeric.to_float64(layer.Ru))
+            moving = Ru > 0
+            if moving.any():
+                distance = min(distance, float((u[moving] / Ru[moving]).min()))
+    return safety * distance

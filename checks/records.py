@@ -1,0 +1,72 @@
+"""Records: every check's facts as a JSON-ready dict, and their files.
+
+A record says what was checked (check, quantity, estimator), on what
+(architecture, seed, dtype, precision), how (steps), against what threshold,
+what was measured, and the verdict: "pass", "fail", or "cannot run" with the
+reason (a check that cannot run never reports a misleading number).
+"""
+
+import json
+import math
+import pathlib
+
+import numpy as np
+
+
+def architecture(model):
+    """A JSON description of an autoencoder's layers."""
+    return {
+        "layers": [{"shape": list(layer.shape), "activation": repr(layer.afun),
+                    "bias": layer.use_bias} for layer in model.layers],
+        "tied": model.tied,
+        "params": model.params_number,
+    }
+
+
+def describe(model):
+    """A short label such as '5-4t-5 bias tied'."""
+    widths = [str(model.layers[0].shape[0])]
+    short = {"Linear": "l", "Sigmoid": "s", "Tanh": "t", "Relu": "r", "LeakyRelu": "k"}
+    for layer in model.layers:
+        name = type(layer.afun).__name__.replace("ActivationFunction", "")
+        widths.append(f"{layer.shape[1]}{short.get(name, '?')}")
+    flags = (" bias" if model.layers[0].use_bias else "") + (" tied" if model.tied else "")
+    return "-".join(widths) + flags
+
+
+def verdict(check, quantity, measured, threshold, context, **fields):
+    """A record whose verdict is measured <= threshold (NaN fails)."""
+    measured = float(measured)
+    ok = math.isfinite(measured) and measured <= threshold
+    return {"check": check, "quantity": quantity, **context, **fields,
+            "threshold": threshold, "measured": measured, "verdict": "pass" if ok else "fail"}
+
+
+def cannot_run(check, quantity, reason, context, **fields):
+    return {"check": check, "quantity": quantity, **context, **fields,
+            "measured": None, "verdict": "cannot run", "reason": reason}
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN; a missing point is a null
+    return value
+
+
+def write_json(obj, path):
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_plain(obj), indent=1))
+    return path
+
+
+def read_json(path):
+    return json.loads(pathlib.Path(path).read_text())
