@@ -39,31 +39,36 @@ class LinearActivationFunction(BaseActivationFunction):
 
 
 class SigmoidActivationFunction(BaseActivationFunction):
-    # sigmoid(s) = (1 + tanh(s/2)) / 2 never calls exp, so |s| = 1e4 neither
-    # overflows nor warns in float32/float64, and it is analytic for complex s.
+    # With e = exp(-|s|) (|.| taken by the real part, see numeric.abs_by_real_part),
+    # sigmoid(s) = 1/(1+e) or e/(1+e) and sigmoid'(s) = e/(1+e)^2: exp never sees a
+    # positive argument (no overflow or warning at |s| = 1e4), and neither tail
+    # is computed as a difference of nearly equal numbers (1 - sigmoid would lose
+    # all relative accuracy of sigmoid' at s = 30).
     def val(self, X):
-        return (1 + numeric.tanh(X / 2)) / 2
+        e = numeric.exp(-numeric.abs_by_real_part(X))
+        return np.where(numeric.real_positive(X), numeric.ones_like(e), e) / (1 + e)
 
     def deriv(self, X):
-        s = self.val(X)
-        return s * (1 - s)
+        e = numeric.exp(-numeric.abs_by_real_part(X))
+        return e / ((1 + e) * (1 + e))
 
     def second_deriv(self, X):
-        s = self.val(X)
-        return s * (1 - s) * (1 - 2 * s)
+        # sigmoid'' = sigmoid' (1 - 2 sigmoid) and 1 - 2 sigmoid(s) = -tanh(s/2)
+        return -self.deriv(X) * numeric.tanh(X / 2)
 
 
 class TanhActivationFunction(BaseActivationFunction):
+    # tanh' = 1 - tanh^2 loses relative accuracy where tanh is near +-1 (1e-11 at
+    # s = 6.5); sech^2(s) = 4e / (1+e)^2 with e = exp(-2|s|) does not.
     def val(self, X):
         return numeric.tanh(X)
 
     def deriv(self, X):
-        t = numeric.tanh(X)
-        return 1 - t * t
+        e = numeric.exp(-2 * numeric.abs_by_real_part(X))
+        return 4 * e / ((1 + e) * (1 + e))
 
     def second_deriv(self, X):
-        t = numeric.tanh(X)
-        return -2 * t * (1 - t * t)
+        return -2 * numeric.tanh(X) * self.deriv(X)
 
 
 class LeakyReluActivationFunction(BaseActivationFunction):

@@ -142,6 +142,7 @@ def ones_like(x):
 
 
 _mp_tanh = np.frompyfunc(mpmath.tanh, 1, 1)
+_mp_exp = np.frompyfunc(mpmath.exp, 1, 1)
 _mp_sqrt = np.frompyfunc(mpmath.sqrt, 1, 1)
 _mp_re = np.frompyfunc(mpmath.re, 1, 1)
 _mp_im = np.frompyfunc(mpmath.im, 1, 1)
@@ -152,6 +153,19 @@ def tanh(x):
     if is_mp(x):
         return np.asarray(_mp_tanh(x), dtype=object)
     return np.tanh(x)
+
+
+def exp(x):
+    """Elementwise exp in x's own type (callers keep Re(x) <= 0: no overflow)."""
+    if is_mp(x):
+        return np.asarray(_mp_exp(x), dtype=object)
+    return np.exp(x)
+
+
+def abs_by_real_part(x):
+    """x or -x, whichever has Re >= 0: |x| for real x, yet analytic for a
+    complex-step argument (abs would discard the imaginary part's derivative)."""
+    return np.where(real_positive(x), x, -x)
 
 
 def sqrt(x):
