@@ -143,5 +143,5 @@ class HessianFree:
             alpha = 0.0  # no length passed (or d is not a descent direction): stay
         state = {"damping": new_damping, "previous": saved[-1][1], "rng": state["rng"]}
         info = {"cg_iterations": iterations, "damping": damping, "step_length": alpha,
-                "reduction_ratio": float(rho)}
+                "reduction_ratio": float(rho) if np.isfinite(rho) else None}
         return w + alpha * d, f0, state, info

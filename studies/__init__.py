@@ -1,0 +1,1 @@
+"""ae-lab MNIST optimizer study: python -m studies."""

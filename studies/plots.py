@@ -1,0 +1,138 @@
+"""Figures of the MNIST study, drawn from its summary and run records (PNG + PDF)."""
+
+import json
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from studies import pca  # noqa: E402
+from studies.runner import OPTIMIZERS, load_arrays  # noqa: E402
+
+COLORS = dict(zip(OPTIMIZERS, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]))
+
+
+def _save(fig, folder, name):
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=120, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _slug(arch):
+    return arch.replace(" ", "_").replace("-", "_")
+
+
+def _history(folder, key):
+    return json.loads((pathlib.Path(folder) / "runs" / f"{key}.json").read_text())["history"]
+
+
+def convergence(summary, folder, arch, out):
+    """Validation loss of the tuned optimizers against epochs and wall-clock seconds."""
+    fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for opt, tuned in summary["architectures"][arch]["tuned"].items():
+        h = _history(folder, tuned["key"])
+        if not h["test_loss"]:
+            continue
+        c = tuned["config"]
+        label = f"{opt} (step {c['step_size']}, batch {c['minibatch_size']})" if opt != "hf" else \
+            f"hf (batch {c['minibatch_size']})"
+        epochs = [0] + h["epoch"]
+        losses = [h["initial"]["test_loss"]] + h["test_loss"]
+        by_epoch.plot(epochs, losses, "-o", ms=3, color=COLORS[opt], label=label)
+        by_time.plot([0] + h["seconds"], losses, "-o", ms=3, color=COLORS[opt])
+    for ax in (by_epoch, by_time):
+        ax.axhline(summary["pca2"]["test_loss"], color="black", ls="--", lw=1, label="PCA-2")
+        ax.grid(True, alpha=0.3)
+    top = summary["mean_only_test_loss"] * 1.15
+    by_epoch.set_ylim(min(summary["pca2"]["test_loss"] * 0.6, by_epoch.get_ylim()[0]), top)
+    by_epoch.set_xlabel("epoch")
+    by_time.set_xlabel("training seconds")
+    by_epoch.set_ylabel("validation loss F (1)")
+    by_epoch.legend(fontsize=7)
+    fig.suptitle(f"{arch}: tuned optimizers (dashed: PCA-2 = {summary['pca2']['test_loss']:.2f})", fontsize=10)
+    return _save(fig, out, f"convergence_{_slug(arch)}")
+
+
+def tuning(summary, arch, out):
+    """Final validation loss over each optimizer's grid (x marks a diverged run)."""
+    fig, (steps, batches) = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for opt, tuned in summary["architectures"][arch]["tuned"].items():
+        grid = tuned["grid"]
+        middle = [g for g in grid if g["step_size"] is not None
+                  and g["minibatch_size"] == grid[0]["minibatch_size"]]
+        ok = [g for g in middle if not g["diverged"]]
+        steps.plot([g["step_size"] for g in ok], [g["final_test_loss"] for g in ok], "-o", color=COLORS[opt],
+                   label=opt)
+        for g in middle:
+            if g["diverged"]:
+                steps.plot(g["step_size"], summary["mean_only_test_loss"] * 1.1, "x", color=COLORS[opt], ms=8)
+        best_step = tuned["config"]["step_size"]
+        at_best = sorted([g for g in grid if g["step_size"] == best_step and not g["diverged"]],
+                         key=lambda g: g["minibatch_size"])
+        batches.plot([g["minibatch_size"] for g in at_best], [g["final_test_loss"] for g in at_best], "-o",
+                     color=COLORS[opt], label=f"{opt}" + (f" (step {best_step})" if best_step else ""))
+    for ax in (steps, batches):
+        ax.set_xscale("log")
+        ax.axhline(summary["pca2"]["test_loss"], color="black", ls="--", lw=1)
+        ax.grid(True, alpha=0.3)
+    steps.set_ylim(summary["pca2"]["test_loss"] * 0.6, summary["mean_only_test_loss"] * 1.2)
+    steps.set_xlabel("step size (stage 1; x = diverged)")
+    batches.set_xlabel("minibatch size (stage 2, at the best step)")
+    steps.set_ylabel(f"validation loss after {summary['epochs']} epochs")
+    steps.legend(fontsize=7)
+    batches.legend(fontsize=7)
+    fig.suptitle(f"{arch}: tuning grids", fontsize=10)
+    return _save(fig, out, f"tuning_{_slug(arch)}")
+
+
+def codes(summary, folder, dataset, arch, out):
+    """2-D codes coloured by digit: initial weights, trained (winner), PCA-2."""
+    winner = summary["architectures"][arch]["winner"]
+    arrays = load_arrays(folder, summary["architectures"][arch]["tuned"][winner]["key"])
+    panels = [("initial weights", arrays["codes_initial"]), (f"trained ({winner})", arrays["codes_final"]),
+              ("PCA-2 projection", pca.codes(pca.fit(dataset.train), dataset.test))]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    for ax, (title, c) in zip(axes, panels):
+        scatter = ax.scatter(c[0], c[1], c=dataset.test_labels, cmap="tab10", s=5, vmin=-0.5, vmax=9.5)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(scatter, ax=axes, ticks=range(10), label="digit", fraction=0.02)
+    fig.suptitle(f"{arch}: middle-layer codes of the validation digits", fontsize=10)
+    return _save(fig, out, f"codes_{_slug(arch)}")
+
+
+def reconstructions(summary, folder, dataset, out):
+    """A few validation digits: original, PCA-2, and each architecture's winner."""
+    n = 8
+    rows = [("original", dataset.test[:, :n]),
+            ("PCA-2", pca.reconstruct(pca.fit(dataset.train), dataset.test[:, :n]))]
+    for arch, result in summary["architectures"].items():
+        key = result["tuned"][result["winner"]]["key"]
+        rows.append((f"{arch}\n({result['winner']})", load_arrays(folder, key)["reconstructions"][:, :n]))
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 1.0))
+    for r, (label, images) in enumerate(rows):
+        for k in range(n):
+            ax = axes[r, k]
+            ax.imshow(np.clip(images[:, k], 0, 1).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
+    return _save(fig, out, "reconstructions")
+
+
+def all_figures(summary, folder, dataset, out):
+    paths = []
+    for arch in summary["architectures"]:
+        paths += convergence(summary, folder, arch, out)
+        paths += tuning(summary, arch, out)
+        paths += codes(summary, folder, dataset, arch, out)
+    paths += reconstructions(summary, folder, dataset, out)
+    return paths

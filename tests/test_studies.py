@@ -1,0 +1,260 @@
+"""MNIST data loaders, fetch against a local HTTP server, and the study runner on tiny data."""
+
+import gzip
+import hashlib
+import http.server
+import json
+import struct
+import threading
+
+import numpy as np
+import pytest
+
+from studies import data as study_data
+from studies import runner
+from studies.__main__ import summary_table
+from studies.fetch import FetchError, fetch
+
+
+def idx_bytes(array):
+    ndim = array.ndim
+    return struct.pack(f">{1 + ndim}I", 0x800 + ndim, *array.shape) + array.astype(np.uint8).tobytes()
+
+
+def write_idx_folder(folder, n_train=60, n_test=20, gz=True, seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28)), "train_labels": rng.integers(0, 10, n_train),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28)), "test_labels": rng.integers(0, 10, n_test),
+    }
+    for role, stem in study_data.IDX_FILES.items():
+        raw = idx_bytes(arrays[role])
+        path = folder / (stem + (".gz" if gz else ""))
+        path.write_bytes(gzip.compress(raw) if gz else raw)
+    return arrays
+
+
+# --- the embedded default -----------------------------------------------------------
+
+def test_default_data_is_the_5000_real_digits_shuffled_and_split():
+    data = study_data.load_default()
+    assert data.train.shape == (784, 4000) and data.test.shape == (784, 1000)
+    assert 0 <= data.train.min() and data.train.max() <= 1
+    counts = np.bincount(np.concatenate([data.train_labels, data.test_labels]))
+    assert list(counts) == [500] * 10
+    assert len(set(data.test_labels[:50])) > 5  # shuffled, not sorted by label
+    again = study_data.load_default()
+    assert np.array_equal(data.test, again.test)
+
+
+# --- IDX files ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_idx_folder_round_trip(tmp_path, gz):
+    arrays = write_idx_folder(tmp_path, gz=gz)
+    data = study_data.load_idx_folder(tmp_path)
+    assert data.train.shape == (784, 60) and data.test.shape == (784, 20)
+    assert np.array_equal(data.train[:, 0], arrays["train_images"][0].ravel() / 255)
+    assert np.array_equal(data.test_labels, arrays["test_labels"])
+    subset = study_data.load_idx_folder(tmp_path, train_subset=25, seed=3)
+    assert subset.train.shape == (784, 25)
+    with pytest.raises(ValueError, match="train_subset"):
+        study_data.load_idx_folder(tmp_path, train_subset=61)
+
+
+def test_environment_variable_names_the_folder(tmp_path, monkeypatch):
+    write_idx_folder(tmp_path)
+    monkeypatch.setenv("AE_MNIST_DIR", str(tmp_path))
+    assert study_data.load().train.shape == (784, 60)
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda raw: struct.pack(">I", 0x00000804) + raw[4:], "wrong magic number"),
+    (lambda raw: raw[:-10], "need .* bytes, the file has"),
+    (lambda raw: raw + b"\0" * 5, "need .* bytes, the file has"),
+    (lambda raw: raw[:6], "too short for an IDX header"),
+])
+def test_bad_idx_files(tmp_path, damage, match):
+    write_idx_folder(tmp_path, gz=False)
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(study_data.DataError, match=match):
+        study_data.load_idx_folder(tmp_path)
+
+
+def test_truncated_gzip(tmp_path):
+    write_idx_folder(tmp_path, gz=True)
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(study_data.DataError, match="truncated or corrupt gzip"):
+        study_data.load_idx_folder(tmp_path)
+
+
+def test_images_and_labels_of_different_lengths(tmp_path):
+    write_idx_folder(tmp_path, gz=False)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(59)))
+    with pytest.raises(study_data.DataError, match="60 images but .* 59 labels"):
+        study_data.load_idx_folder(tmp_path)
+
+
+def test_missing_file_says_how_to_fetch(tmp_path):
+    write_idx_folder(tmp_path)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(study_data.DataError, match="python -m studies fetch"):
+        study_data.load_idx_folder(tmp_path)
+
+
+# --- fetch, against a server on 127.0.0.1 -------------------------------------------------
+
+class Server:
+    """Serves bytes by name, honours Range, and can cut a response short."""
+
+    def __init__(self, files):
+        self.files, self.cut_after, self.requests = files, None, []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                name = self.path.lstrip("/")
+                outer.requests.append((name, self.headers.get("Range")))
+                body = outer.files.get(name)
+                if body is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                if self.headers.get("Range"):
+                    start = int(self.headers["Range"].split("=")[1].split("-")[0])
+                    self.send_response(206)
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                payload = body[start:]
+                if outer.cut_after is not None:  # promise everything, send part, hang up
+                    payload, outer.cut_after = payload[: outer.cut_after], None
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def served():
+    files = {"a.gz": bytes(range(256)) * 300, "b.gz": b"labels" * 100}
+    server = Server(files)
+    yield server, {name: hashlib.sha256(body).hexdigest() for name, body in files.items()}
+    server.close()
+
+
+def test_fetch_downloads_and_verifies(tmp_path, served):
+    server, sums = served
+    fetch(tmp_path, server.url, sums, progress=lambda m: None)
+    assert (tmp_path / "a.gz").read_bytes() == server.files["a.gz"]
+    assert not list(tmp_path.glob("*.part"))
+    server.requests.clear()
+    fetch(tmp_path, server.url, sums, progress=lambda m: None)  # present and verified: no request
+    assert server.requests == []
+
+
+def test_fetch_rejects_a_corrupt_file_and_leaves_nothing_under_its_name(tmp_path, served):
+    server, sums = served
+    server.files["a.gz"] = b"not the real file"
+    with pytest.raises(FetchError, match="does not match"):
+        fetch(tmp_path, server.url, sums, progress=lambda m: None)
+    assert not (tmp_path / "a.gz").exists() and not (tmp_path / "a.gz.part").exists()
+
+
+def test_fetch_resumes_a_truncated_download(tmp_path, served):
+    server, sums = served
+    server.cut_after = 1000
+    with pytest.raises(FetchError, match="resume"):
+        fetch(tmp_path, server.url, sums, progress=lambda m: None)
+    assert not (tmp_path / "a.gz").exists()
+    assert (tmp_path / "a.gz.part").stat().st_size == 1000
+    fetch(tmp_path, server.url, sums, progress=lambda m: None)
+    assert (tmp_path / "a.gz").read_bytes() == server.files["a.gz"]
+    assert ("a.gz", "bytes=1000-") in server.requests
+
+
+def test_fetch_replaces_a_corrupt_final_file(tmp_path, served):
+    server, sums = served
+    (tmp_path / "a.gz").write_bytes(b"garbage")
+    fetch(tmp_path, server.url, sums, progress=lambda m: None)
+    assert (tmp_path / "a.gz").read_bytes() == server.files["a.gz"]
+
+
+def test_fetch_reports_http_errors(tmp_path, served):
+    server, sums = served
+    with pytest.raises(FetchError, match="HTTP 404"):
+        fetch(tmp_path, server.url, {"missing.gz": "0" * 64}, progress=lambda m: None)
+
+
+# --- the runner, on tiny data ---------------------------------------------------------------
+
+TINY = {"architectures": ["linear 784-2-784", "tanh 784-64-2-64-784 tied"], "epochs": 2,
+        "steps": slice(1, 3), "minibatches": [10, 20], "hf_minibatches": [60]}
+
+
+def test_study_runs_tunes_resumes_and_never_confuses_configs(tmp_path, monkeypatch):
+    data_dir = tmp_path / "mnist"
+    data_dir.mkdir()
+    write_idx_folder(data_dir)
+    monkeypatch.setitem(runner.MODES, "tiny", TINY)
+    messages = []
+    out = tmp_path / "study"
+    summary = runner.run_study(out, mode="tiny", data_args=(str(data_dir), None, 0), workers=1,
+                               progress=messages.append)
+    n_runs = len(list((out / "runs").glob("*.json")))
+    # stage 1: 2 steps x 4 optimizers + HF; stage 2: one more minibatch each, per architecture
+    assert n_runs == 2 * (2 * 4 + 1 + 4)
+    for arch in TINY["architectures"]:
+        result = summary["architectures"][arch]
+        assert result["winner"] in runner.OPTIMIZERS
+        assert result["tuned"][result["winner"]]["final_test_loss"] is not None
+    assert summary["pca2"]["test_loss"] > 0 and "tuning_rule" in summary
+    assert "winner" in summary_table(summary)
+
+    messages.clear()
+    runner.run_study(out, mode="tiny", data_args=(str(data_dir), None, 0), workers=1, progress=messages.append)
+    assert any("reusing 18 finished runs" in m for m in messages)
+    assert not any(m.startswith("[") for m in messages)  # nothing was run again
+
+    monkeypatch.setitem(runner.MODES, "tiny", {**TINY, "epochs": 3})
+    runner.run_study(out, mode="tiny", data_args=(str(data_dir), None, 0), workers=1, progress=messages.append)
+    assert len(list((out / "runs").glob("*.json"))) == 2 * n_runs  # new records, old ones untouched
+
+
+def test_a_record_of_another_config_is_not_loaded(tmp_path):
+    config = runner.make_config("linear 784-2-784", "adam", 0.01, 10, 2, 0)
+    version = runner.code_version()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    other = {**config, "epochs": 99}
+    (runs / f"{runner.run_key(config, version)}.json").write_text(json.dumps({"config": other,
+                                                                            "code_version": version}))
+    assert runner.load_record(tmp_path, config, version) is None
+    (runs / f"{runner.run_key(config, version)}.json").write_text("{half a record")
+    assert runner.load_record(tmp_path, config, version) is None
+
+
+def test_runs_are_reproducible_and_a_process_pool_gives_the_same_records(tmp_path):
+    data_dir = tmp_path / "mnist"
+    data_dir.mkdir()
+    write_idx_folder(data_dir)
+    config = runner.make_config("linear 784-2-784", "adam", 0.01, 10, 2, 0)
+    args = (str(data_dir), None, 0)
+    inline = runner.run_one(config, args, str(tmp_path / "a"))
+    pool = runner.make_executor(2)
+    try:
+        pooled = pool.submit(runner.run_one, config, args, str(tmp_path / "b")).result()
+    finally:
+        pool.shutdown()
+    assert inline["history"]["test_loss"] == pooled["history"]["test_loss"]
