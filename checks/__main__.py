@@ -15,30 +15,19 @@ import time
 import mpmath
 import numpy as np
 
+from ae.provenance import source_hash
 from checks import plots, suite
-from checks.records import read_json, write_json
+from checks.records import group_records, read_json, write_json
 
 
 def summary_table(records):
-    """One line per (check, quantity, dtype): counts and the worst measured value."""
-    groups = collections.OrderedDict()
-    for r in records:
-        # dense H is assembled three ways with different targets: a row each
-        label = f"{r['check']}: {r['estimator'].split(' vs ')[0]}" if r["check"] == "dense H" else r["check"]
-        key = (label, r["quantity"], r["dtype"])
-        groups.setdefault(key, []).append(r)
+    """One line per (check, quantity, dtype): the worst measured value, target and verdicts."""
     lines = [f"{'check':32} {'quantity':24} {'dtype':8} {'worst':>9} {'target':>8}  verdicts"]
-    for (check, quantity, dtype), rows in groups.items():
-        measured = [r["measured"] for r in rows if r["verdict"] in ("pass", "fail")
-                    and r["measured"] is not None]
-        measured = measured or [r["measured"] for r in rows if r["verdict"] == "info"
-                                and isinstance(r["measured"], float)]
-        worst = f"{max(measured):9.1e}" if measured else f"{'-':>9}"
-        targets = {r.get("threshold") for r in rows if r.get("threshold") is not None}
-        target = f"{max(targets):8.0e}" if targets else f"{'-':>8}"
-        counts = collections.Counter(r["verdict"] for r in rows)
-        verdicts = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
-        lines.append(f"{check[:32]:32} {quantity[:24]:24} {dtype:8} {worst} {target}  {verdicts}")
+    for row in group_records(records):
+        worst = f"{row['worst']:9.1e}" if row["worst"] is not None else f"{'-':>9}"
+        target = f"{row['target']:8.0e}" if row["target"] is not None else f"{'-':>8}"
+        verdicts = ", ".join(f"{n} {v}" for v, n in row["verdicts"].items())
+        lines.append(f"{row['check'][:32]:32} {row['quantity'][:24]:24} {row['dtype']:8} {worst} {target}  {verdicts}")
     return "\n".join(lines)
 
 
@@ -65,6 +54,7 @@ def main(argv=None):
     records, curves = suite.run_suite(quick=args.quick, seed=args.seed, progress=progress)
     meta = {"command": "python -m checks" + (" --quick" if args.quick else ""), "seed": args.seed,
             "quick": args.quick, "seconds": time.perf_counter() - start,
+            "code_version": source_hash("ae", "checks"),
             "python": platform.python_version(), "numpy": np.__version__, "mpmath": mpmath.__version__}
     write_json({"meta": meta, "records": records}, f"{out}/records.json")
     write_json(curves, f"{out}/curves.json")

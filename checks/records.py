@@ -6,6 +6,7 @@ what was measured, and the verdict: "pass", "fail", or "cannot run" with the
 reason (a check that cannot run never reports a misleading number).
 """
 
+import collections
 import json
 import math
 import pathlib
@@ -70,3 +71,27 @@ def write_json(obj, path):
 
 def read_json(path):
     return json.loads(pathlib.Path(path).read_text())
+
+
+def group_records(records):
+    """Rows of (check, quantity, dtype): worst measured value, target, verdict counts.
+
+    "worst" is the largest measured value among pass/fail verdicts (for info
+    rows, the largest value they report).  Dense H is assembled three ways
+    with different targets, so each way gets its own row.
+    """
+    groups = collections.OrderedDict()
+    for r in records:
+        label = f"{r['check']}: {r['estimator'].split(' vs ')[0]}" if r["check"] == "dense H" else r["check"]
+        groups.setdefault((label, r["quantity"], r["dtype"]), []).append(r)
+    rows = []
+    for (check, quantity, dtype), members in groups.items():
+        judged = [r["measured"] for r in members if r["verdict"] in ("pass", "fail") and r["measured"] is not None]
+        info = [r["measured"] for r in members if r["verdict"] == "info" and isinstance(r["measured"], float)]
+        values = judged or info
+        targets = [r["threshold"] for r in members if r.get("threshold") is not None]
+        rows.append({"check": check, "quantity": quantity, "dtype": dtype,
+                     "worst": max(values) if values else None, "target": max(targets) if targets else None,
+                     "verdicts": dict(sorted(collections.Counter(r["verdict"] for r in members).items())),
+                     "count": len(members)})
+    return rows

@@ -36,6 +36,7 @@ import warnings
 import numpy as np
 
 import ae
+from ae.provenance import source_hash
 from studies import data as study_data
 from studies import pca
 
@@ -76,12 +77,7 @@ def build(architecture):
 
 def code_version():
     """A hash of the engine and the study code: a record made by other code is stale."""
-    digest = hashlib.sha256()
-    for folder in ("ae", "studies"):
-        for path in sorted((pathlib.Path(__file__).parent.parent / folder).glob("*.py")):
-            if path.name not in ("plots.py", "__main__.py"):  # drawing does not change results
-                digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    return source_hash("ae", "studies")
 
 
 def run_key(config, version):

@@ -1,6 +1,6 @@
 """Every optimizer on one small problem, and HF vs Adam at an equal budget of data passes.
 
-    python benchmarks/optimizers.py [--out results/optimizers.json]
+    python -m studies.synthetic [--out results/synthetic.json]
 
 Problem: 1000 points near a curved 2-D manifold in 10 dimensions (800 train,
 200 test).  Part 1 trains a 10-6-2-6-10 tanh autoencoder with each method for
@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 import ae
+from ae.provenance import source_hash
 
 
 def manifold_data(n=1000, dim=10, seed=0):
@@ -90,14 +91,18 @@ def hf_vs_adam(train, test, hf_iterations=30, widths=(10, 8, 6, 4, 2, 4, 6, 8, 1
     }
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="results/optimizers.json")
-    args = parser.parse_args()
+    parser.add_argument("--out", default="results/synthetic.json")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs per method in part 1")
+    parser.add_argument("--hf-iterations", type=int, default=30, help="HF iterations in part 2")
+    args = parser.parse_args(argv)
     train, test = manifold_data()
     record = {"what": "optimizers on a 10-D manifold problem", "python": platform.python_version(),
-              "numpy": np.__version__, "every_method": every_method(train, test),
-              "hf_vs_adam": hf_vs_adam(train, test)}
+              "command": "python -m studies.synthetic", "code_version": source_hash("ae", "studies"),
+              "epochs": args.epochs, "hf_iterations": args.hf_iterations,
+              "numpy": np.__version__, "every_method": every_method(train, test, args.epochs),
+              "hf_vs_adam": hf_vs_adam(train, test, args.hf_iterations)}
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1))

@@ -1,0 +1,1 @@
+"""ae-lab report: python -m reports builds the PDF from the records."""

@@ -1,0 +1,52 @@
+"""python -m reports [--full] [--from-records] [--results DIR] [--out PDF]
+
+The main job: runs the checks, the MNIST study and the small optimizer
+problem (quick mode unless --full), then builds the PDF from their records.
+With --from-records it only rebuilds the PDF from the records already there.
+"""
+
+import argparse
+import sys
+import time
+
+from checks import __main__ as checks_cli
+from reports.build import ReportError, build
+from studies import __main__ as studies_cli
+from studies import synthetic
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="full checks and full study (hours)")
+    parser.add_argument("--from-records", action="store_true", help="only rebuild the PDF from existing records")
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--out", default="reports/report.pdf")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+
+    def stage(message):
+        print(f"\n=== [{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+    status = 0
+    if not args.from_records:
+        suffix = "" if args.full else "-quick"
+        stage("1/4 verification lab")
+        status |= checks_cli.main((["--quick"] if not args.full else []) + ["--out", f"{args.results}/checks{suffix}"])
+        stage("2/4 MNIST optimizer study")
+        status |= studies_cli.main((["--quick"] if not args.full else [])
+                                   + ["--out", f"{args.results}/study{suffix}", "--workers", str(args.workers)])
+        stage("3/4 optimizers on a small problem")
+        status |= synthetic.main(["--out", f"{args.results}/synthetic.json"]) or 0
+    stage("4/4 report")
+    try:
+        path = build(args.results, args.out, full=args.full)
+    except ReportError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"report: {path}" + ("" if status == 0 else "   (some checks FAILED: the report shows which)"))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""Build the PDF report from the lab's records (Typst, from PyPI: no TeX needed).
+
+Every number in the report is read from a record written by ``python -m
+checks``, ``python -m studies`` or ``python -m studies.synthetic``; nothing is
+recomputed or retyped here.  A missing or stale record (made by another code
+version or in another mode) stops the build with the command that makes it.
+"""
+
+import json
+import pathlib
+import shutil
+
+from ae.provenance import source_hash
+from checks.records import group_records
+from studies import runner
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+class ReportError(RuntimeError):
+    """Records are missing or stale; the message says which and how to make them."""
+
+
+def record_paths(results, full=False):
+    results = pathlib.Path(results)
+    return {
+        "checks": results / ("checks" if full else "checks-quick") / "records.json",
+        "study": results / ("study" if full else "study-quick") / "summary.json",
+        "synthetic": results / "synthetic.json",
+    }
+
+
+def commands(full=False):
+    return {
+        "checks": "python -m checks" + ("" if full else " --quick"),
+        "study": "python -m studies" + ("" if full else " --quick"),
+        "synthetic": "python -m studies.synthetic",
+    }
+
+
+def load_records(results, full=False):
+    """{name: record}, or ReportError naming every missing or stale one."""
+    paths, make = record_paths(results, full), commands(full)
+    expected = {"checks": source_hash("ae", "checks"), "study": runner.code_version(),
+                "synthetic": source_hash("ae", "studies")}
+    loaded, problems = {}, []
+    for name, path in paths.items():
+        if not path.exists():
+            problems.append(f"{name}: {path} is missing; make it with `{make[name]}`")
+            continue
+        try:
+            record = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            problems.append(f"{name}: {path} is not valid JSON ({error}); remake it with `{make[name]}`")
+            continue
+        version = record.get("meta", record).get("code_version")
+        if version != expected[name]:
+            problems.append(f"{name}: {path} was written by code version {version}, the code is now "
+                            f"{expected[name]}: stale; remake it with `{make[name]}`")
+            continue
+        mode = record.get("meta", {}).get("quick", None) if name == "checks" else record.get("mode")
+        wanted = {"checks": not full, "study": "full" if full else "quick"}.get(name)
+        if wanted is not None and mode != wanted:
+            problems.append(f"{name}: {path} was made in another mode; remake it with `{make[name]}`")
+            continue
+        loaded[name] = record
+    if problems:
+        raise ReportError("cannot build the report:\n  " + "\n  ".join(problems))
+    return loaded, paths
+
+
+# --- Typst helpers -----------------------------------------------------------------------
+
+def esc(text):
+    """Plain text for Typst markup."""
+    out = []
+    for ch in str(text):
+        out.append("\\" + ch if ch in "\\#$*_<>@[]`~/=+-" else ch)
+    return "".join(out)
+
+
+def code(text):
+    """Monospace text (raw: no markup inside, so only the string quotes need care)."""
+    return '#raw("' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '")'
+
+
+def fixed(x, decimals=3):
+    return "-" if x is None else f"{x:.{decimals}f}"
+
+
+def num(x, digits=2):
+    if x is None:
+        return "-"
+    if isinstance(x, int):
+        return str(x)
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e4:
+        return f"{x:.{digits + 2}g}"
+    return f"{x:.{digits - 1}e}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def table(header, rows, align=None):
+    columns = len(header)
+    align = align or ["left"] * columns
+    cells = ", ".join(f"[*{esc(h)}*]" for h in header)
+    body = ",\n  ".join(", ".join(f"[{c}]" for c in row) for row in rows)
+    return (f"#table(columns: {columns}, align: ({', '.join(align)},), stroke: 0.4pt + luma(180),\n"
+            f"  inset: 4pt,\n  {cells},\n  {body})\n")
+
+
+def figure(path, caption, width="100%"):
+    return f'#figure(image("{path}", width: {width}), caption: [{caption}])\n'
+
+
+# --- sections ---------------------------------------------------------------------------
+
+def verification_section(checks, fig):
+    records, meta = checks["records"], checks["meta"]
+    nets = sorted({(r["net"], r.get("architecture", {}).get("params")) for r in records if "architecture" in r})
+    out = ["= Verification: every derivative checked independent ways\n",
+           f"Produced by {code(meta['command'])} (seed {meta['seed']}, {num(meta['seconds'], 3)} s, "
+           f"Python {meta['python']}, numpy {meta['numpy']}, mpmath {meta['mpmath']}); "
+           f"{len(records)} records. Nets (widths with activation letters l, s, t, r, k for linear, "
+           "sigmoid, tanh, ReLU, LeakyReLU; M parameters): "
+           + "; ".join(f"{esc(n)} (M = {p})" for n, p in nets) + ".\n\n",
+           "Errors of the directional derivative $g^T p$ are measured relative to $norm(g) norm(p)$, "
+           "errors of vectors relative to their norm. _worst_ is the largest measured error over all nets "
+           "of a row, _target_ the threshold of the verdict.\n\n"]
+    rows = []
+    for row in group_records(records):
+        verdicts = ", ".join(f"{n} {v}" for v, n in row["verdicts"].items())
+        rows.append([esc(row["check"]), esc(row["quantity"]), esc(row["dtype"]), num(row["worst"]),
+                     num(row["target"], 1), esc(verdicts)])
+    out.append(table(["check", "quantity", "number type", "worst", "target", "verdicts"], rows,
+                     ["left", "left", "left", "right", "right", "left"]))
+    failed = [r for r in records if r["verdict"] == "fail"]
+    cannot = [r for r in records if r["verdict"] == "cannot run"]
+    out.append(f"\n{len(failed)} checks failed. {len(cannot)} could not run, and say why: "
+               + "; ".join(sorted({esc(f"{r['check']} ({r['quantity']}) on {r['net']}: {r['reason']}")
+                                   for r in cannot})) + ".\n\n")
+    out.append("== Error against the step\n")
+    out.append("Each estimator's relative error against the engine, over the step $h$. Forward differences "
+               "(6) fall like $h$ until round-off $epsilon slash h$ takes over near $sqrt(epsilon)$; central "
+               "differences like $h^2$ down to $epsilon^(2 slash 3)$ near $h = epsilon^(1 slash 3)$; the "
+               "complex step (7) has no subtraction, so it stays at round-off for every $h$ down to 1e-300. "
+               "The 50-digit curves compare 50-digit estimators with the engine run at 50 digits.\n\n")
+    for quantity in ("gradient", "Hv", "GNv"):
+        out.append(figure(f"{fig}/error_vs_step_{quantity}.pdf",
+                          f"{esc(quantity)}: relative error of every estimator against $h$ (main net)."))
+    out.append(figure(f"{fig}/precision_ladder.pdf", "The precision ladder: the gradient's estimators in "
+                      "float32 (hollow, dashed), float64 and 50 digits.", "85%"))
+    out.append("== Taylor test\n")
+    out.append("Remainders of order 1, 2, 3 over steps that halve, fitted on a window the code finds: the "
+               "smallest steps whose remainder is 100 times above round-off, below the nearest ReLU kink.\n\n")
+    rows = [[esc(r["net"]), esc(r["dtype"]), esc(r["quantity"]), num(r.get("slope"), 4),
+             num(r.get("predicted")), esc(r["verdict"])]
+            for r in records if r["check"] == "taylor slope"]
+    out.append(table(["net", "type", "remainder", "fitted slope", "expected", "verdict"], rows,
+                     ["left", "left", "left", "right", "right", "left"]))
+    out.append(figure(f"{fig}/taylor.pdf", "Taylor remainders (main net), float64 and 50 digits.", "85%"))
+    out.append("== Dense matrices\n")
+    rows = [[esc(r["net"]), esc(r["check"]), esc(r.get("estimator", "")), num(r["measured"]),
+             num(r.get("threshold"), 1), esc(r["verdict"])]
+            for r in records if r["check"].startswith(("dense", "symmetry (dense)", "G positive", "G = H"))]
+    out.append(table(["net", "check", "comparison", "measured", "target", "verdict"], rows,
+                     ["left", "left", "left", "right", "right", "left"]))
+    eig = [r for r in records if r["check"] == "H eigenvalues"]
+    out.append("\nEigenvalues of $H$ (indefinite in general): " + "; ".join(
+        f"{esc(r['net'])}: {r['measured']} negative, range [{num(r['eigenvalue_range'][0])}, "
+        f"{num(r['eigenvalue_range'][1])}]" for r in eig) + ".\n\n")
+    gap = [r for r in records if r["check"].startswith("G -> H")]
+    out.append("$G -> H$ as the residual vanishes: " + "; ".join(
+        f"{esc(r['quantity'])} {num(r['measured'])}" + (f" (slope {num(r['slope'], 4)})" if "slope" in r else "")
+        + f", {esc(r['verdict'])}" for r in gap) + ".\n")
+    out.append(figure(f"{fig}/gauss_newton_gap.pdf", "The gap between $G$ and $H$ falls linearly with the "
+                      "residual and reaches round-off at zero residual.", "70%"))
+    out.append("== Detection power\n")
+    out.append("One entry of the engine's result is put off by a relative $delta$ = 1e-2 ... 1e-14; the table "
+               "gives the smallest $delta$ such that every larger one was caught. _gradcheck_ applies "
+               "torch.autograd.gradcheck's rule (central differences, eps 1e-6, atol 1e-5, rtol 1e-3).\n\n")
+    rows = [[esc(r["net"]), esc(r["quantity"]), esc(r["estimator"]), esc(r["entry"]),
+             num(r["relative_size"]), num(r["measured"]) if r["measured"] not in (None, float("inf")) else "none",
+             esc(r["verdict"])]
+            for r in records if r["check"] == "detection power"]
+    out.append(table(["net", "quantity", "check", "mutated entry", "entry / norm", "smallest caught", "verdict"],
+                     rows, ["left", "left", "left", "left", "right", "right", "left"]))
+    out.append(figure(f"{fig}/detection_power.pdf", "Caught (green) or missed (red), per $delta$.", "90%"))
+    return "".join(out)
+
+
+def study_section(study, fig):
+    pca = study["pca2"]["test_loss"]
+    out = ["= MNIST: which optimizer trains a 2-unit autoencoder best\n",
+           f"Data: {esc(study['data']['name'])}: {study['data']['train']} training and {study['data']['test']} "
+           f"validation digits of {study['data']['features']} pixels scaled to [0, 1]. The yardstick is PCA "
+           f"with 2 components, the optimum of a linear 784-2-784 autoencoder: validation loss "
+           f"*{num(pca, 3)}* in the measure of (1) (the mean image alone: {num(study['mean_only_test_loss'], 3)}). "
+           f"Mode {esc(study['mode'])}, {study['epochs']} epochs per run, L2 coefficient 1e-5. Middle layers "
+           "are linear with 2 units; hidden layers tanh or ReLU; the output layer sigmoid for pixels "
+           "(linear for the linear net).\n\n",
+           f"*Tuning rule.* {esc(study['tuning_rule'])}.\n\n"]
+    rows = []
+    for arch, result in study["architectures"].items():
+        for opt, tuned in result["tuned"].items():
+            c = tuned["config"]
+            loss = tuned["final_test_loss"]
+            best = "*" if opt == result["winner"] else ""
+            rows.append([esc(arch), f"{best}{esc(opt)}{best}", num(c["step_size"]), str(c["minibatch_size"]),
+                         fixed(loss) if loss is not None else "diverged",
+                         fixed(tuned["ratio_to_pca"]), fixed(tuned["wall_seconds"], 1)])
+    out.append(table(["architecture", "optimizer", "step", "batch", "val loss", "/ PCA-2", "seconds"], rows,
+                     ["left", "left", "right", "right", "right", "right", "right"]))
+    out.append("\n")
+    ratios = {}
+    for arch, result in study["architectures"].items():
+        winner = result["tuned"][result["winner"]]
+        ratios[arch] = winner["ratio_to_pca"]
+        out.append(f"- {esc(arch)}: *{esc(result['winner'])}* wins with {fixed(winner['final_test_loss'])}, "
+                   f"{fixed(result['margin'])} below {esc(result['runner_up'])}.\n")
+    linear = [a for a in ratios if a.startswith("linear")]
+    nonlinear = {a: r for a, r in ratios.items() if not a.startswith("linear")}
+    if linear:
+        r = ratios[linear[0]]
+        out.append(f"\nTarget: the linear net within 1% of PCA-2: ratio {fixed(r, 4)}, "
+                   f"{'met' if r <= 1.01 else 'not met'}. ")
+    if nonlinear:
+        best_arch = min(nonlinear, key=nonlinear.get)
+        r = nonlinear[best_arch]
+        out.append(f"Target: the best nonlinear net at most 0.8 of PCA-2: {esc(best_arch)} reaches {fixed(r)}, "
+                   f"{'met' if r <= 0.8 else 'not met in this mode'}.\n\n")
+    slugs = {arch: arch.replace(" ", "_").replace("-", "_") for arch in study["architectures"]}
+    for arch, slug in slugs.items():
+        out.append(f"== {esc(arch)}\n")
+        out.append(figure(f"{fig}/convergence_{slug}.pdf", f"{esc(arch)}: validation loss of the tuned "
+                          "optimizers against epochs and training seconds; dashed: PCA-2."))
+        out.append(figure(f"{fig}/tuning_{slug}.pdf", f"{esc(arch)}: the tuning grids."))
+        out.append(figure(f"{fig}/codes_{slug}.pdf", f"{esc(arch)}: 2-D codes of the validation digits at "
+                          "the initial weights, at the trained weights of the winner, and the PCA-2 projection."))
+    out.append(figure(f"{fig}/reconstructions.pdf", "Validation digits, their PCA-2 reconstructions and "
+                      "those of each architecture's winner.", "80%"))
+    return "".join(out)
+
+
+def synthetic_section(synthetic):
+    out = ["= Optimizers on a small problem, and Hessian-free against Adam\n",
+           f"Produced by {code(synthetic['command'])}: 1000 points near a curved 2-D manifold in 10 "
+           f"dimensions (800 train, 200 test), a 10-6-2-6-10 tanh net, {synthetic['epochs']} epochs each (for HF "
+           "an epoch is one full-batch iteration).\n\n"]
+    rows = [[esc(m), num(r["final_train_loss"], 3), num(r["final_test_loss"], 3),
+             num(1000 * r["seconds_per_epoch"], 3)] for m, r in synthetic["every_method"].items()]
+    out.append(table(["method", "train loss", "test loss", "ms per epoch"], rows,
+                     ["left", "right", "right", "right"]))
+    duel = synthetic["hf_vs_adam"]
+    out.append(f"\nOn the deep narrow net {esc('-'.join(map(str, duel['architecture'])))}, HF ran "
+               f"{duel['hf']['epochs']} iterations, {num(duel['pass_budget'], 4)} passes over the data; Adam "
+               f"(step {num(duel['adam']['step_size'])}, best of its grid) had the same number of passes. "
+               f"Final train loss: HF {num(duel['hf']['final_train_loss'], 3)}, Adam "
+               f"{num(duel['adam']['final_train_loss'], 3)}: *{esc(duel['winner'])}* wins.\n\n")
+    return "".join(out)
+
+
+def reproduce_section(paths, full):
+    make = commands(full)
+    rows = [[code(make[name]), code(path)] for name, path in paths.items()]
+    return ("= How to reproduce every number\n"
+            "Each table and figure above is drawn from one of these records; the commands rewrite them. "
+            f"{code('python -m reports --from-records')} rebuilds this PDF from the records in seconds.\n\n"
+            + table(["command", "record"], rows))
+
+
+def render(records, paths, full, fig="figures"):
+    title = "ae-lab report" + (" (full run)" if full else " (quick run)")
+    head = (f'#set document(title: "{title}")\n'
+            '#set page(paper: "a4", margin: 2cm, numbering: "1")\n'
+            '#set text(size: 10pt)\n#set heading(numbering: "1.1")\n#set par(justify: true)\n'
+            "#show figure: set block(breakable: false)\n"
+            f"#align(center, text(17pt)[*{title}*])\n"
+            "#align(center)[An autoencoder engine with exact gradients, Hessian- and Gauss-Newton-vector "
+            "products in every number type; its verification; an MNIST optimizer study.]\n"
+            "#outline(depth: 2)\n#pagebreak()\n")
+    return (head + '#include "theory.typ"\n#pagebreak()\n'
+            + verification_section(records["checks"], f"{fig}/checks")
+            + "#pagebreak()\n" + study_section(records["study"], f"{fig}/study")
+            + synthetic_section(records["synthetic"]) + reproduce_section(paths, full))
+
+
+def build(results="results", out="reports/report.pdf", full=False):
+    """Write the PDF from the records; returns its path (ReportError if records are missing or stale)."""
+    import typst
+
+    records, paths = load_records(results, full)
+    work = pathlib.Path(results) / "report-build"
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "figures").mkdir(parents=True)
+    shutil.copy(HERE / "theory.typ", work / "theory.typ")
+    for name in ("checks", "study"):
+        source = paths[name].parent / "figures"
+        if not source.is_dir():
+            raise ReportError(f"{name}: the figures folder {source} is missing; remake it with "
+                              f"`{commands(full)[name]}`")
+        shutil.copytree(source, work / "figures" / name, ignore=shutil.ignore_patterns("*.png"))
+    (work / "report.typ").write_text(render(records, paths, full))
+    out = pathlib.Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    typst.compile(str(work / "report.typ"), output=str(out), root=str(work))
+    return out

@@ -1,0 +1,77 @@
+"""The report builds from records made in the test, shows their numbers, and refuses holes."""
+
+import json
+
+import pypdf
+import pytest
+from test_studies import TINY, write_idx_folder
+
+from checks import __main__ as checks_cli
+from checks.records import group_records
+from reports.build import ReportError, build, num
+from studies import __main__ as studies_cli
+from studies import runner, synthetic
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Records of a quick checks run, a tiny study and a short synthetic run."""
+    root = tmp_path_factory.mktemp("results")
+    data_dir = root / "mnist"
+    data_dir.mkdir()
+    write_idx_folder(data_dir)
+    assert checks_cli.main(["--quick", "--out", str(root / "checks-quick")]) == 0
+    original = runner.MODES["quick"]
+    runner.MODES["quick"] = TINY
+    try:
+        assert studies_cli.main(["--quick", "--data-dir", str(data_dir), "--workers", "1",
+                                 "--out", str(root / "study-quick")]) == 0
+    finally:
+        runner.MODES["quick"] = original
+    synthetic.main(["--out", str(root / "synthetic.json"), "--epochs", "2", "--hf-iterations", "2"])
+    return root
+
+
+def pdf_text(path):
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(path).pages)
+
+
+def test_report_has_every_section_and_the_records_numbers(results, tmp_path):
+    path = build(results, tmp_path / "report.pdf")
+    text = " ".join(pdf_text(path).split())
+    for section in ("The model and its derivatives", "backward pass, derived", "Tied weights",
+                    "Gauss-Newton product", "Verification", "Error against the step", "Taylor test",
+                    "Dense matrices", "Detection power", "MNIST", "Tuning rule",
+                    "Hessian-free against Adam", "How to reproduce every number"):
+        assert section in text, section
+    records = json.loads((results / "checks-quick" / "records.json").read_text())["records"]
+    complex_row = next(r for r in group_records(records) if r["check"] == "complex step"
+                       and r["quantity"] == "gradient")
+    assert num(complex_row["worst"]) in text
+    summary = json.loads((results / "study-quick" / "summary.json").read_text())
+    assert f"{summary['pca2']['test_loss']:.3f}" in text  # the PCA-2 yardstick, as the record has it
+    winner = summary["architectures"]["linear 784-2-784"]["winner"]
+    assert f"linear 784-2-784: {winner} wins" in text
+    assert len(pypdf.PdfReader(path).pages) >= 8
+
+
+def test_a_missing_record_stops_the_build_and_says_how_to_make_it(results, tmp_path):
+    moved = results / "synthetic.json.away"
+    (results / "synthetic.json").rename(moved)
+    try:
+        with pytest.raises(ReportError, match=r"synthetic: .* is missing; make it with `python -m studies.synthetic`"):
+            build(results, tmp_path / "report.pdf")
+    finally:
+        moved.rename(results / "synthetic.json")
+    assert not (tmp_path / "report.pdf").exists()
+
+
+def test_a_stale_record_stops_the_build(results, tmp_path):
+    path = results / "study-quick" / "summary.json"
+    original = path.read_text()
+    path.write_text(original.replace(json.loads(original)["code_version"], "0123456789ab"))
+    try:
+        with pytest.raises(ReportError, match="study: .* code version 0123456789ab.*stale.*python -m studies --quick"):
+            build(results, tmp_path / "report.pdf")
+    finally:
+        path.write_text(original)
