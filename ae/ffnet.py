@@ -33,8 +33,11 @@ class FFNet:
                 )
         self.layers = layers
         self.ties = dict(self._check_ties(ties))
-        self._index = self._build_index()
-        self.params_number = 1 + max(int(i.max()) for i in self._index)
+        index = self._build_index()
+        self.params_number = 1 + max(int(i.max()) for i in index)
+        # a contiguous block becomes a slice: w[block] is then a view, not a gather
+        self._index = [slice(i[0], i[-1] + 1) if np.array_equal(i, np.arange(i[0], i[-1] + 1)) else i
+                       for i in index]
         self._direction_set = False
         self.version = 0  # bumped by every change of weights or forward state
 
@@ -79,7 +82,7 @@ class FFNet:
     def set_weights(self, w):
         w = numeric.check_vector(w, "weights", self.params_number)
         for idx, layer in zip(self._index, self.layers):
-            layer.set_weights(w[idx])
+            layer.set_weights(w[idx], check=False)
         self.version += 1
 
     def init_weights(self, seed=None, dtype=np.float64):
@@ -97,7 +100,9 @@ class FFNet:
                 continue  # the matrix is the encoder's; the bias starts at zero
             n_in, n_out = layer.shape
             limit = np.sqrt(6.0 / (n_in + n_out))
-            w[idx[: n_in * n_out]] = rng.uniform(-limit, limit, n_in * n_out)
+            block = w[idx]  # W first, then the bias (left at zero)
+            block[: n_in * n_out] = rng.uniform(-limit, limit, n_in * n_out)
+            w[idx] = block
         w = numeric.astype(w, dtype)
         self.set_weights(w)
         return w
@@ -112,7 +117,7 @@ class FFNet:
     def set_direction(self, p):
         p = numeric.check_vector(p, "direction", self.params_number)
         for idx, layer in zip(self._index, self.layers):
-            layer.set_direction(p[idx])
+            layer.set_direction(p[idx], check=False)
         self._direction_set = True
 
     def compute_outputs(self, inputs):
@@ -130,7 +135,8 @@ class FFNet:
         """
         blocks = []
         for layer in reversed(self.layers):
-            derivs, w_derivs = layer.backward(derivs, remember=remember)
+            # the first layer's inputs are the data: no derivative is needed there
+            derivs, w_derivs = layer.backward(derivs, remember=remember, input_derivs=layer is not self.layers[0])
             blocks.append(w_derivs)
         return self._scatter(blocks[::-1])
 
@@ -146,7 +152,7 @@ class FFNet:
     def compute_loss_Rp_grad(self, Rp_derivs):
         blocks = []
         for layer in reversed(self.layers):
-            Rp_derivs, w_Rp_derivs = layer.Rp_backward(Rp_derivs)
+            Rp_derivs, w_Rp_derivs = layer.Rp_backward(Rp_derivs, input_derivs=layer is not self.layers[0])
             blocks.append(w_Rp_derivs)
         return self._scatter(blocks[::-1])
 

@@ -53,13 +53,13 @@ class BaseLayer:
     def forward(self, inputs):
         raise NotImplementedError
 
-    def backward(self, derivs, remember=True):
+    def backward(self, derivs, remember=True, input_derivs=True):
         raise NotImplementedError
 
     def Rp_forward(self, Rp_inputs):
         raise NotImplementedError
 
-    def Rp_backward(self, Rp_derivs):
+    def Rp_backward(self, Rp_derivs, input_derivs=True):
         raise NotImplementedError
 
     def get_activations(self):
@@ -107,12 +107,15 @@ class FCLayer(BaseLayer):
         parts = [self.W.ravel()] + ([self.b[:, 0]] if self.use_bias else [])
         return np.concatenate(parts)
 
-    def set_weights(self, w):
-        w = numeric.check_vector(w, "weights", self.get_params_number())
+    def set_weights(self, w, check=True):
+        """Set the flat weights; ``check=False`` skips validation the caller has done."""
+        if check:
+            w = numeric.check_vector(w, "weights", self.get_params_number())
         self.W, self.b = self._split(w.copy())
 
-    def set_direction(self, p):
-        p = numeric.check_vector(p, "direction", self.get_params_number())
+    def set_direction(self, p, check=True):
+        if check:
+            p = numeric.check_vector(p, "direction", self.get_params_number())
         self.P_W, self.P_b = self._split(p.copy())
 
     def forward(self, inputs):
@@ -137,12 +140,14 @@ class FCLayer(BaseLayer):
         if getattr(self, attr, None) is None:
             raise ValueError(f"{what} must be called first")
 
-    def backward(self, derivs, remember=True):
+    def backward(self, derivs, remember=True, input_derivs=True):
         """(dL/dinputs, dL/dweights) for dL/doutputs = ``derivs``.
 
         With ``remember=False`` the layer's stored backward state (used by
         Rp_backward) is left untouched: the Gauss-Newton product runs a
-        backward pass of its own without disturbing the Hessian's.
+        backward pass of its own without disturbing the Hessian's.  With
+        ``input_derivs=False`` (the first layer: its inputs are the data)
+        dL/dinputs is not computed and None is returned in its place.
         """
         self._require("inputs", "forward")
         du = derivs * self.g1
@@ -151,7 +156,7 @@ class FCLayer(BaseLayer):
             grads.append(du.sum(axis=1))
         if remember:
             self.derivs, self.du = derivs, du
-        return self.W.T @ du, np.concatenate(grads)
+        return (self.W.T @ du if input_derivs else None), np.concatenate(grads)
 
     def Rp_forward(self, Rp_inputs):
         """R{outputs}; ``Rp_inputs=None`` means zero (the data do not depend on theta)."""
@@ -165,7 +170,7 @@ class FCLayer(BaseLayer):
         self.Rp_inputs, self.Ru = Rp_inputs, Ru
         return self.g1 * Ru
 
-    def Rp_backward(self, Rp_derivs):
+    def Rp_backward(self, Rp_derivs, input_derivs=True):
         """(R{dL/dinputs}, R{dL/dweights}); see the module docstring."""
         self._require("du", "backward")
         self._require("Ru", "Rp_forward")
@@ -178,7 +183,7 @@ class FCLayer(BaseLayer):
         grads = [RdW.ravel()]
         if self.use_bias:
             grads.append(Rdu.sum(axis=1))
-        Rd_inputs = self.W.T @ Rdu + self.P_W.T @ self.du
+        Rd_inputs = self.W.T @ Rdu + self.P_W.T @ self.du if input_derivs else None
         return Rd_inputs, np.concatenate(grads)
 
     def get_activations(self):

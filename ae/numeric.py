@@ -155,16 +155,21 @@ def tanh(x):
     return np.tanh(x)
 
 
-def exp(x):
-    """Elementwise exp in x's own type (callers keep Re(x) <= 0: no overflow)."""
+def exp(x, out=None):
+    """Elementwise exp in x's own type (callers keep Re(x) <= 0: no overflow).
+
+    ``out`` is used where numpy allows it (not for mpmath): fewer temporaries.
+    """
     if is_mp(x):
         return np.asarray(_mp_exp(x), dtype=object)
-    return np.exp(x)
+    return np.exp(x, out=out)
 
 
 def abs_by_real_part(x):
     """x or -x, whichever has Re >= 0: |x| for real x, yet analytic for a
     complex-step argument (abs would discard the imaginary part's derivative)."""
+    if not is_mp(x) and not np.iscomplexobj(x):
+        return np.abs(x)  # the same thing for real x, in one pass
     return np.where(real_positive(x), x, -x)
 
 

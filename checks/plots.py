@@ -29,7 +29,8 @@ def _positive(values):
     return v
 
 
-def _save(fig, folder, name):
+def save_figure(fig, folder, name):
+    """PNG for the screen and PDF (vector) for the report; returns both paths."""
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
@@ -84,7 +85,7 @@ def error_vs_step(curves, quantity, folder):
                    "dotted: predicted best steps)", fontsize=9)
     far.set_title("complex steps down to 1e-300 (no cancellation)", fontsize=10)
     near.legend(fontsize=7, loc="lower left")
-    return _save(fig, folder, f"error_vs_step_{quantity}")
+    return save_figure(fig, folder, f"error_vs_step_{quantity}")
 
 
 def precision_ladder(ladder, folder):
@@ -109,7 +110,7 @@ def precision_ladder(ladder, folder):
     ax.set_title("precision ladder: the same estimators in float32, float64, 50 digits", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=6.5, loc="lower left", ncol=2)
-    return _save(fig, folder, "precision_ladder")
+    return save_figure(fig, folder, "precision_ladder")
 
 
 def taylor_figure(taylor, folder):
@@ -133,7 +134,7 @@ def taylor_figure(taylor, folder):
                  fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
-    return _save(fig, folder, "taylor")
+    return save_figure(fig, folder, "taylor")
 
 
 def detection_figure(detection, folder):
@@ -151,7 +152,7 @@ def detection_figure(detection, folder):
     deltas = [10.0**-k for k in range(2, 15)]
     ax.set_xticks(range(len(deltas)), [f"1e-{k}" for k in range(2, 15)], fontsize=7)
     ax.set_xlabel("relative error delta put into one entry")
-    return _save(fig, folder, "detection_power")
+    return save_figure(fig, folder, "detection_power")
 
 
 def gauss_newton_gap_figure(gap, folder):
@@ -167,7 +168,7 @@ def gauss_newton_gap_figure(gap, folder):
     ax.set_title("G -> H as the residual vanishes (bilinear 5-2-5 net)", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, folder, "gauss_newton_gap")
+    return save_figure(fig, folder, "gauss_newton_gap")
 
 
 def all_figures(curves, folder):

@@ -260,6 +260,36 @@ def synthetic_section(synthetic):
     return "".join(out)
 
 
+def timing_section(bench):
+    """The benchmark's ratios, if a current record exists (it is optional: timings are not checks)."""
+    out = ["= Timings\n"]
+    if bench is None:
+        return out[0] + f"No current benchmark record; {code('python -m ae.bench')} writes one.\n\n"
+    out.append(f"Produced by {code(bench['command'])} (median of {bench['rounds']} rounds, Python {bench['python']}, "
+               f"numpy {bench['numpy']}, torch {esc(bench['torch'] or 'not installed')}) on the "
+               f"{esc('-'.join(map(str, bench['widths'])))} tanh net with biases. _x GEMM_ is the time over the "
+               "measured time of the same matrix products alone; _x torch_ the time over torch's in the same run "
+               "(below 1: faster than torch). One machine, shared and noisy: ratios, not absolute times.\n\n")
+    rows = [[esc(r["dtype"]), str(r["batch"]), esc(r["quantity"]), num(1000 * r["seconds"], 2),
+             num(r.get("x_gemm_bound")), num(1000 * r["torch_seconds"], 2) if "torch_seconds" in r else "-",
+             num(r.get("x_torch"))] for r in bench["rows"]]
+    out.append(table(["dtype", "B", "quantity", "ms", "x GEMM", "torch ms", "x torch"], rows,
+                     ["left", "right", "left", "right", "right", "right", "right"]))
+    m = bench["memory"]
+    out.append(f"\nPeak memory of one loss + gradient at B = 1000 (float64): "
+               f"{num(m['peak_loss_grad_bytes'] / 1e6, 3)} MB, {num(m['ratio'], 3)} times the stored activations "
+               "and parameters.\n\n")
+    return "".join(out)
+
+
+def load_benchmark(results):
+    path = pathlib.Path(results) / "bench.json"
+    if not path.exists():
+        return None
+    bench = json.loads(path.read_text())
+    return bench if bench.get("code_version") == source_hash("ae") else None
+
+
 def reproduce_section(paths, full):
     make = commands(full)
     rows = [[code(make[name]), code(path)] for name, path in paths.items()]
@@ -282,7 +312,8 @@ def render(records, paths, full, fig="figures"):
     return (head + '#include "theory.typ"\n#pagebreak()\n'
             + verification_section(records["checks"], f"{fig}/checks")
             + "#pagebreak()\n" + study_section(records["study"], f"{fig}/study")
-            + synthetic_section(records["synthetic"]) + reproduce_section(paths, full))
+            + synthetic_section(records["synthetic"]) + timing_section(records.get("bench"))
+            + reproduce_section(paths, full))
 
 
 def build(results="results", out="reports/report.pdf", full=False):
@@ -290,6 +321,7 @@ def build(results="results", out="reports/report.pdf", full=False):
     import typst
 
     records, paths = load_records(results, full)
+    records["bench"] = load_benchmark(results)
     work = pathlib.Path(results) / "report-build"
     if work.exists():
         shutil.rmtree(work)

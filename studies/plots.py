@@ -9,20 +9,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from checks.plots import save_figure  # noqa: E402
 from studies import pca  # noqa: E402
 from studies.runner import OPTIMIZERS, load_arrays  # noqa: E402
 
 COLORS = dict(zip(OPTIMIZERS, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]))
-
-
-def _save(fig, folder, name):
-    folder = pathlib.Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=120, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
 
 
 def _slug(arch):
@@ -57,7 +48,7 @@ def convergence(summary, folder, arch, out):
     by_epoch.set_ylabel("validation loss F (1)")
     by_epoch.legend(fontsize=7)
     fig.suptitle(f"{arch}: tuned optimizers (dashed: PCA-2 = {summary['pca2']['test_loss']:.2f})", fontsize=10)
-    return _save(fig, out, f"convergence_{_slug(arch)}")
+    return save_figure(fig, out, f"convergence_{_slug(arch)}")
 
 
 def tuning(summary, arch, out):
@@ -89,7 +80,7 @@ def tuning(summary, arch, out):
     steps.legend(fontsize=7)
     batches.legend(fontsize=7)
     fig.suptitle(f"{arch}: tuning grids", fontsize=10)
-    return _save(fig, out, f"tuning_{_slug(arch)}")
+    return save_figure(fig, out, f"tuning_{_slug(arch)}")
 
 
 def codes(summary, folder, dataset, arch, out):
@@ -106,7 +97,7 @@ def codes(summary, folder, dataset, arch, out):
         ax.set_yticks([])
     fig.colorbar(scatter, ax=axes, ticks=range(10), label="digit", fraction=0.02)
     fig.suptitle(f"{arch}: middle-layer codes of the validation digits", fontsize=10)
-    return _save(fig, out, f"codes_{_slug(arch)}")
+    return save_figure(fig, out, f"codes_{_slug(arch)}")
 
 
 def reconstructions(summary, folder, dataset, out):
@@ -125,7 +116,7 @@ def reconstructions(summary, folder, dataset, out):
             ax.set_xticks([])
             ax.set_yticks([])
         axes[r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
-    return _save(fig, out, "reconstructions")
+    return save_figure(fig, out, "reconstructions")
 
 
 def all_figures(summary, folder, dataset, out):

@@ -24,10 +24,9 @@ def square_net(afun=None, autoencoder=ae.Autoencoder, layer=ae.FCLayer, seed=0):
 class WrongTransposeLayer(ae.FCLayer):
     """Backward pass with W where W^T belongs: the bug shapes cannot reveal."""
 
-    def backward(self, derivs, remember=True):
-        d_inputs, grads = super().backward(derivs, remember)
-        du = derivs * self.g1
-        return self.W @ du, grads
+    def backward(self, derivs, remember=True, input_derivs=True):
+        _, grads = super().backward(derivs, remember, input_derivs)
+        return self.W @ (derivs * self.g1), grads
 
 
 class MissingOneOverN(ae.Autoencoder):
