@@ -211,8 +211,8 @@ def run(rounds=7, with_torch=True):
             row["x_torch"] = row["seconds"] / row["torch_seconds"]
         rows.append(row)
     peak, stored = peak_memory(np.float64)
-    return {"what": "engine benchmark", "command": "python -m ae.bench", "code_version": source_hash("ae"),
-            "widths": WIDTHS, "rounds": rounds,
+    return {"what": "engine benchmark", "command": "python -m ae.bench",
+            "code_version": source_hash("ae", exclude=("__main__.py",)), "widths": WIDTHS, "rounds": rounds,
             "python": platform.python_version(), "numpy": np.__version__, "torch": torch_version,
             "rows": rows, "memory": {"peak_loss_grad_bytes": peak, "stored_bytes": stored,
                                      "ratio": peak / stored}}

@@ -6,11 +6,11 @@ import pathlib
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def source_hash(*packages, exclude=("plots.py", "__main__.py")):
+def source_hash(*packages, exclude=("plots.py", "__main__.py", "bench.py")):
     """A short sha256 of the .py files of the named top-level packages.
 
-    Files that only draw or parse the command line are left out by default:
-    changing them does not change a single number in a record.
+    Files that only draw, parse the command line or time the engine are left
+    out by default: changing them does not change a number in a record.
     """
     digest = hashlib.sha256()
     for package in packages:

@@ -14,7 +14,9 @@ Checks compared:
   error of the whole vector <= 1e-14, as in the lab's verdicts;
 * ``ae-lab directional``: one random direction u, u.v against the complex
   step of the scalar u.(reference) (the cheap check: one extra evaluation),
-  error relative to ||u|| ||v|| <= 1e-14;
+  error relative to ||u|| ||v|| <= 1e-14.  Its power on entry k scales with
+  |u_k|: an entry where the random direction is nearly zero is nearly
+  invisible to it (the weakness of every one-direction check);
 * ``gradcheck``: torch.autograd.gradcheck's rule, entry by entry
   |v_k - fd_k| <= atol + rtol |fd_k| with central differences at
   eps = 1e-6, atol = 1e-5, rtol = 1e-3 (its defaults).
