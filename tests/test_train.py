@@ -8,21 +8,14 @@ import pytest
 import ae
 from ae.hf import conjugate_gradient
 from ae.train import evaluate
+from studies import synthetic
 
-METHODS = {
-    "sgd": dict(step_size=0.1, minibatch_size=20),
-    "momentum": dict(step_size=0.05, minibatch_size=20),
-    "rmsprop": dict(step_size=0.003, minibatch_size=20),
-    "adam": dict(step_size=0.003, minibatch_size=20),
-    "hf": dict(),
-}
+METHODS = {**synthetic.SETTINGS, "momentum": dict(step_size=0.05, minibatch_size=20)}
 
 
 def manifold_data(n=300, dim=10, seed=0):
     """Points near a curved 2-D manifold in dim dimensions (columns are examples)."""
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(-1, 1, (2, n))
-    return np.tanh(rng.standard_normal((dim, 2)) @ t) + 0.01 * rng.standard_normal((dim, n))
+    return np.concatenate(synthetic.manifold_data(n, dim, seed), axis=1)
 
 
 def small_model(dim=10, seed=1, tied=False):
