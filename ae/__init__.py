@@ -8,7 +8,7 @@ from ae.activations import (
     SigmoidActivationFunction,
     TanhActivationFunction,
 )
-from ae.autoencoder import Autoencoder
+from ae.autoencoder import Autoencoder, build
 from ae.ffnet import FFNet
 from ae.layers import BaseLayer, FCLayer
 
@@ -23,4 +23,5 @@ __all__ = [
     "ReluActivationFunction",
     "SigmoidActivationFunction",
     "TanhActivationFunction",
+    "build",
 ]

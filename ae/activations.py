@@ -110,3 +110,22 @@ class ReluActivationFunction(LeakyReluActivationFunction):
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+# One letter per activation, for compact architecture specs and labels ("k" is
+# LeakyReLU with alpha 0.1).
+LETTERS = {"l": (LinearActivationFunction, {}), "s": (SigmoidActivationFunction, {}),
+           "t": (TanhActivationFunction, {}), "r": (ReluActivationFunction, {}),
+           "k": (LeakyReluActivationFunction, {"alpha": 0.1})}
+
+
+def from_letter(letter):
+    if letter not in LETTERS:
+        raise ValueError(f"unknown activation letter {letter!r}: use one of {''.join(LETTERS)}")
+    cls, kwargs = LETTERS[letter]
+    return cls(**kwargs)
+
+
+def letter_of(afun):
+    """The letter of an activation object ('?' for a class outside LETTERS)."""
+    return next((g for g, (cls, _) in LETTERS.items() if type(afun) is cls), "?")

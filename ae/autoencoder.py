@@ -13,9 +13,23 @@ block), see ``ae.ffnet``.
 """
 
 from ae import numeric, optim
+from ae.activations import from_letter
 from ae.ffnet import FFNet
 from ae.hf import HessianFree
+from ae.layers import FCLayer
 from ae.train import GradientStepper, train
+
+
+def build(widths, letters, use_bias=True, tied=False):
+    """Autoencoder of FCLayers: ``widths`` [D, ..., D], one activation letter per layer.
+
+    ``build([784, 64, 2, 64, 784], "tlts")``: tanh, linear, tanh, sigmoid
+    (letters of ``ae.activations.LETTERS``).
+    """
+    if len(letters) != len(widths) - 1:
+        raise ValueError(f"{len(widths) - 1} layers need {len(widths) - 1} activation letters, got {letters!r}")
+    layers = [FCLayer((a, b), from_letter(g), use_bias=use_bias) for a, b, g in zip(widths, widths[1:], letters)]
+    return Autoencoder(layers, tied=tied)
 
 
 class Autoencoder:
@@ -67,7 +81,7 @@ class Autoencoder:
         N = inputs.shape[1]
         if N < 1:
             raise ValueError("inputs have no columns (objects)")
-        d = self.net.compute_outputs(inputs) - inputs
+        d = self.net.compute_outputs(inputs, check=False) - inputs  # validated above
         # a sum of products, never abs/norm: conjugation would destroy the complex step
         loss = (d * d).sum() / (2 * N)
         grad = self.net.compute_loss_grad(d / N)

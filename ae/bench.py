@@ -29,13 +29,12 @@ from ae.provenance import source_hash
 from ae.train import GradientStepper
 
 WIDTHS = [784, 256, 128, 2, 128, 256, 784]
-LINEAR = {2, 5}  # layers with linear activation: the code layer and the output
+LETTERS = "ttlttl"  # tanh hidden layers; linear code layer and output
+LINEAR = {k for k, g in enumerate(LETTERS) if g == "l"}
 
 
 def build(dtype):
-    layers = [ae.FCLayer((a, b), ae.LinearActivationFunction() if k in LINEAR else ae.TanhActivationFunction(),
-                         use_bias=True) for k, (a, b) in enumerate(zip(WIDTHS, WIDTHS[1:]))]
-    model = ae.Autoencoder(layers)
+    model = ae.build(WIDTHS, LETTERS)
     model.init_weights(0, dtype=dtype)
     return model
 

@@ -1,11 +1,13 @@
 """Which code made a record: a hash of the sources of the packages involved."""
 
+import functools
 import hashlib
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+@functools.cache  # the sources do not change while a process runs; records ask often
 def source_hash(*packages, exclude=("plots.py", "__main__.py", "bench.py")):
     """A short sha256 of the .py files of the named top-level packages.
 

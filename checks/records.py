@@ -13,6 +13,8 @@ import pathlib
 
 import numpy as np
 
+from ae.activations import letter_of
+
 
 def architecture(model):
     """A JSON description of an autoencoder's layers."""
@@ -27,10 +29,8 @@ def architecture(model):
 def describe(model):
     """A short label such as '5-4t-5 bias tied'."""
     widths = [str(model.layers[0].shape[0])]
-    short = {"Linear": "l", "Sigmoid": "s", "Tanh": "t", "Relu": "r", "LeakyRelu": "k"}
     for layer in model.layers:
-        name = type(layer.afun).__name__.replace("ActivationFunction", "")
-        widths.append(f"{layer.shape[1]}{short.get(name, '?')}")
+        widths.append(f"{layer.shape[1]}{letter_of(layer.afun)}")
     flags = (" bias" if model.layers[0].use_bias else "") + (" tied" if model.tied else "")
     return "-".join(widths) + flags
 

@@ -13,12 +13,6 @@ from checks import dense, detection, sweeps, taylor
 from checks.estimators import relative_error
 from checks.records import architecture, cannot_run, describe, verdict
 
-ACTIVATIONS = {
-    "l": ae.LinearActivationFunction, "s": ae.SigmoidActivationFunction,
-    "t": ae.TanhActivationFunction, "r": ae.ReluActivationFunction,
-    "k": lambda: ae.LeakyReluActivationFunction(0.1),
-}
-
 # widths, one activation letter per layer, bias, tied, batch; the first is the
 # "main" net whose curves are drawn
 QUICK = [
@@ -47,9 +41,7 @@ MP_DPS = 50
 
 def build(spec, seed):
     widths, acts, bias, tied, batch = spec
-    layers = [ae.FCLayer((a, b), ACTIVATIONS[g](), use_bias=bias)
-              for a, b, g in zip(widths, widths[1:], acts)]
-    model = ae.Autoencoder(layers, tied=tied)
+    model = ae.build(widths, acts, use_bias=bias, tied=tied)
     rng = np.random.default_rng(seed)
     w = model.init_weights(rng) + 0.3 * rng.standard_normal(model.params_number)
     inputs = rng.standard_normal((widths[0], batch))

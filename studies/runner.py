@@ -40,8 +40,6 @@ from ae.provenance import source_hash
 from studies import data as study_data
 from studies import pca
 
-ACTIVATIONS = {"l": ae.LinearActivationFunction, "t": ae.TanhActivationFunction,
-               "r": ae.ReluActivationFunction, "s": ae.SigmoidActivationFunction}
 ARCHITECTURES = {
     # widths, activation letter per layer (linear middle, sigmoid output for pixels), tied
     "linear 784-2-784": ([784, 2, 784], "ll", False),
@@ -71,8 +69,7 @@ RECONSTRUCTED = 8  # validation digits whose reconstructions are kept
 
 def build(architecture):
     widths, acts, tied = ARCHITECTURES[architecture]
-    layers = [ae.FCLayer((a, b), ACTIVATIONS[g](), use_bias=True) for a, b, g in zip(widths, widths[1:], acts)]
-    return ae.Autoencoder(layers, tied=tied), widths.index(2) - 1
+    return ae.build(widths, acts, tied=tied), widths.index(2) - 1
 
 
 def code_version():

@@ -31,10 +31,8 @@ def manifold_data(n=1000, dim=10, seed=0):
 
 
 def tanh_autoencoder(widths, seed=1):
-    acts = [ae.LinearActivationFunction() if k in (len(widths) // 2 - 1, len(widths) - 2)
-            else ae.TanhActivationFunction() for k in range(len(widths) - 1)]
-    model = ae.Autoencoder([ae.FCLayer((a, b), g, use_bias=True)
-                            for a, b, g in zip(widths, widths[1:], acts)])
+    linear = (len(widths) // 2 - 1, len(widths) - 2)  # the code layer and the output
+    model = ae.build(widths, "".join("l" if k in linear else "t" for k in range(len(widths) - 1)))
     model.init_weights(seed)
     return model
 
