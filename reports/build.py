@@ -136,9 +136,13 @@ def verification_section(checks, fig):
                      ["left", "left", "left", "right", "right", "left"]))
     failed = [r for r in records if r["verdict"] == "fail"]
     cannot = [r for r in records if r["verdict"] == "cannot run"]
-    out.append(f"\n{len(failed)} checks failed. {len(cannot)} could not run, and say why: "
-               + "; ".join(sorted({esc(f"{r['check']} ({r['quantity']}) on {r['net']}: {r['reason']}")
-                                   for r in cannot})) + ".\n\n")
+    out.append(f"\n{len(failed)} checks failed. {len(cannot)} could not run; grouped by the reason they give:\n\n")
+    reasons = {}
+    for r in cannot:
+        reasons.setdefault(r["reason"], []).append(f"{r['check']} ({r['quantity']}) on {r['net']}")
+    for reason, which in reasons.items():
+        out.append(f"- _{esc(reason)}_: {esc('; '.join(which))}.\n")
+    out.append("\n")
     out.append("== Error against the step\n")
     out.append("Each estimator's relative error against the engine, over the step $h$. Forward differences "
                "(6) fall like $h$ until round-off $epsilon slash h$ takes over near $sqrt(epsilon)$; central "

@@ -108,14 +108,14 @@ def reconstructions(summary, folder, dataset, out):
     for arch, result in summary["architectures"].items():
         key = result["tuned"][result["winner"]]["key"]
         rows.append((f"{arch}\n({result['winner']})", load_arrays(folder, key)["reconstructions"][:, :n]))
-    fig, axes = plt.subplots(len(rows), n, figsize=(n * 0.9, len(rows) * 1.0))
+    fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.1, len(rows) * 1.2))
     for r, (label, images) in enumerate(rows):
         for k in range(n):
             ax = axes[r, k]
             ax.imshow(np.clip(images[:, k], 0, 1).reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[r, 0].set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
+        axes[r, 0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
     return save_figure(fig, out, "reconstructions")
 
 
