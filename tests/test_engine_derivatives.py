@@ -164,8 +164,8 @@ def _all_results(model, inputs, w, p):
     model.set_weights(w)
     loss, grad = model.compute_loss(inputs)
     results = [loss, grad, model.compute_hessvec(p), model.compute_gaussnewtonvec(p)]
-    scales = [None, None, normwise_scale(model.compute_hessvec, w, p),
-              normwise_scale(model.compute_gaussnewtonvec, w, p)]
+    hv_scale, gn_scale = (normwise_scale(f, w, p) for f in (model.compute_hessvec, model.compute_gaussnewtonvec))
+    scales = [None, gradient_scale(model, inputs, w), hv_scale, gn_scale]  # gradient_scale moves the point
     return results, scales
 
 
