@@ -2,7 +2,7 @@
 
 import mpmath
 import numpy as np
-from hypothesis import assume, given, target
+from hypothesis import assume, example, given, target
 from strategies import autoencoders, relu_margin
 
 import ae
@@ -169,7 +169,16 @@ def _all_results(model, inputs, w, p):
     return results, scales
 
 
+def _cancelling_residual_case():
+    """The 1-3-3-1 net random search found: z = 0.2000435 against x = 0.1998768."""
+    model = ae.build([1, 3, 3, 1], "llt", use_bias=False, tied=True)
+    w = np.array([-1.4303929, 1.5691158, -0.12078114, 0.30885732, 0.56026703, -0.026049208, -0.51407939,
+                  0.22449824, -0.75019807, -0.30802965, 0.78926641, -0.093947507])
+    return model, np.array([[0.19987676]]), w
+
+
 @given(autoencoders(max_layers=3, max_width=5))
+@example(_cancelling_residual_case())
 def test_float32_agrees_with_mpmath_reference(case):
     """float32 within 1e-5 of 50 digits, or within what the problem's conditioning allows.
 
@@ -179,22 +188,33 @@ def test_float32_agrees_with_mpmath_reference(case):
     float64 error scaled by the precision ratio eps32 / eps64.  A float32-
     specific defect (a cast to float16, a float32 accumulation where float64
     was meant...) fails both.
+
+    One amplification float64 need not show: the residual r = z - x cancels
+    where the net reproduces its input, and r then carries the round-off of z
+    multiplied by kappa = ||z|| / ||r||.  Random search found a 1-3-3-1 net
+    with kappa = 1200 whose float32 loss is 2e-4 off while float64's was
+    lucky (3e-14, a tenth of its kappa eps64).  So the rows that depend on r
+    (loss, grad, Hv) also admit 10 kappa eps32; GNv does not depend on r.
     """
     model, inputs, w = case
     p = random_direction(model)
     cast = [(a.astype(np.float32)) for a in (inputs, w, p)]
     single, _ = _all_results(model, *cast)
     double, _ = _all_results(model, *(a.astype(np.float64) for a in cast))
-    ratio = np.finfo(np.float32).eps / np.finfo(np.float64).eps
+    eps32 = np.finfo(np.float32).eps
+    ratio = eps32 / np.finfo(np.float64).eps
+    model.set_weights(cast[1].astype(np.float64))
+    z = model.compute_outputs(cast[0].astype(np.float64))
+    kappa = np.linalg.norm(z) / max(np.linalg.norm(z - cast[0]), 1e-300)
     with mpmath.workdps(50):
         reference, scales = _all_results(model, *(numeric.to_mp(a) for a in cast))
         for k, name in enumerate(["loss", "grad", "Hv", "GNv"]):
             err32, err64 = (relative_error(numeric.to_mp(np.asarray(r[k])), reference[k], scales[k])
                             for r in (single, double))
+            allowance = max(1e-5, 10 * ratio * err64, 10 * kappa * eps32 if name != "GNv" else 0)
             measured(f"float32 vs mpmath: {name}", err32)
-            measured(f"float32 vs mpmath / conditioning allowance: {name}",
-                     err32 / max(1e-5, 10 * ratio * err64))
-            assert err32 <= max(1e-5, 10 * ratio * err64), (name, err32, err64)
+            measured(f"float32 vs mpmath / conditioning allowance: {name}", err32 / allowance)
+            assert err32 <= allowance, (name, err32, err64, kappa)
 
 
 @given(autoencoders())
