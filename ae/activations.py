@@ -14,6 +14,9 @@ from ae import numeric
 
 
 class BaseActivationFunction:
+    # g(s) = s: layers then skip g' = 1 and g'' = 0 (no copies, no multiplications by one)
+    identity = False
+
     def val(self, X):
         raise NotImplementedError
 
@@ -28,6 +31,8 @@ class BaseActivationFunction:
 
 
 class LinearActivationFunction(BaseActivationFunction):
+    identity = True
+
     def val(self, X):
         return X.copy()
 
@@ -40,16 +45,15 @@ class LinearActivationFunction(BaseActivationFunction):
 
 class SigmoidActivationFunction(BaseActivationFunction):
     # With e = exp(-|s|) (|.| taken by the real part, see numeric.abs_by_real_part),
-    # sigmoid(s) = 1/(1+e) or e/(1+e) and sigmoid'(s) = e/(1+e)^2: exp never sees a
-    # positive argument (no overflow or warning at |s| = 1e4), and neither tail
-    # is computed as a difference of nearly equal numbers (1 - sigmoid would lose
-    # all relative accuracy of sigmoid' at s = 30).
+    # sigmoid(s) = 1/(1+e) or e/(1+e): exp never sees a positive argument (no
+    # overflow or warning at |s| = 1e4).  sigmoid'(s) = e/(1+e)^2 = sech^2(s/2)/4,
+    # never s(1 - s), which loses all relative accuracy at s = 30.
     def val(self, X):
         e = numeric.exp(-numeric.abs_by_real_part(X))
         return np.where(numeric.real_positive(X), numeric.ones_like(e), e) / (1 + e)
 
     def deriv(self, X):
-        return _exp_fraction(X, 1)
+        return numeric.sech_squared(X / 2) / 4
 
     def second_deriv(self, X):
         # sigmoid'' = sigmoid' (1 - 2 sigmoid) and 1 - 2 sigmoid(s) = -tanh(s/2)
@@ -57,28 +61,14 @@ class SigmoidActivationFunction(BaseActivationFunction):
 
 
 class TanhActivationFunction(BaseActivationFunction):
-    # tanh' = 1 - tanh^2 loses relative accuracy where tanh is near +-1 (1e-11 at
-    # s = 6.5); sech^2(s) = 4e / (1+e)^2 with e = exp(-2|s|) does not.
     def val(self, X):
         return numeric.tanh(X)
 
     def deriv(self, X):
-        return 4 * _exp_fraction(X, 2)
+        return numeric.sech_squared(X)  # not 1 - tanh^2: see numeric.sech_squared
 
     def second_deriv(self, X):
         return -2 * numeric.tanh(X) * self.deriv(X)
-
-
-def _exp_fraction(X, scale):
-    """e / (1 + e)^2 with e = exp(-scale |X|), computed in place (the temporaries
-    of a 256 x 1000 array cost more than the arithmetic)."""
-    e = numeric.abs_by_real_part(X)
-    e *= -scale
-    e = numeric.exp(e, out=e)
-    q = e + 1
-    q *= q
-    e /= q
-    return e
 
 
 class LeakyReluActivationFunction(BaseActivationFunction):

@@ -12,6 +12,8 @@ The shared matrix appears once in the parameter vector (in the encoder's
 block), see ``ae.ffnet``.
 """
 
+import numpy as np
+
 from ae import numeric, optim
 from ae.activations import from_letter
 from ae.ffnet import FFNet
@@ -82,9 +84,11 @@ class Autoencoder:
         if N < 1:
             raise ValueError("inputs have no columns (objects)")
         d = self.net.compute_outputs(inputs, check=False) - inputs  # validated above
-        # a sum of products, never abs/norm: conjugation would destroy the complex step
-        loss = (d * d).sum() / (2 * N)
-        grad = self.net.compute_loss_grad(d / N)
+        # a sum of products, never abs/norm/vdot: conjugation would destroy the complex
+        # step; einsum needs no d * d temporary and sums as accurately as .sum()
+        loss = np.einsum("ij,ij->", d, d) / (2 * N)
+        d /= N  # d is ours: scaled in place
+        grad = self.net.compute_loss_grad(d)
         self._loss_point = (self.net.version, N)
         self.examples_processed += N
         return loss, grad

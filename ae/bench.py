@@ -1,6 +1,6 @@
-"""Benchmark: the engine against the matrix-multiply bound, and against torch if installed.
+"""Benchmark: the engine against the matrix-multiply bound, torch and JAX (when installed).
 
-    python -m ae.bench [--rounds 7] [--out results/bench.json]
+    python -m ae.bench [--rounds 7] [--out results/bench.json] [--without torch jax]
 
 Net: 784-256-128-2-128-256-784 with biases, tanh hidden layers, linear code
 and output layers.  For float64 and float32 and batches B = 100 and 1000 it
@@ -9,12 +9,16 @@ Hv and GNv at the point of a previous compute_loss, and one Adam epoch over
 4000 examples at batch 100.  Each time is the median of ``rounds`` runs and
 is reported as a multiple of the GEMM-bound time: the measured time of the
 very matrix products the quantity needs (same shapes, same dtype, same run).
-With torch installed, the same quantities are timed with torch autograd /
-torch.func in the same run, and the ratios are printed.  Timings are
-benchmarks, never tests: the machine is shared and noisy.
+torch (autograd, torch.func, torch.optim.Adam) and JAX (jit) compute the same
+quantities in the same run.  torch's own GEMM-bound time (its BLAS, same
+shapes) is measured too: it says how much of a ratio against torch is the
+matrix library.  (A lone jitted JAX product pays a dispatch cost that its
+fused programs do not, so it would be no bound.)
+Timings are benchmarks, never tests: the machine is shared and noisy.
 """
 
 import argparse
+import importlib
 import json
 import pathlib
 import platform
@@ -31,6 +35,7 @@ from ae.train import GradientStepper
 WIDTHS = [784, 256, 128, 2, 128, 256, 784]
 LETTERS = "ttlttl"  # tanh hidden layers; linear code layer and output
 LINEAR = {k for k, g in enumerate(LETTERS) if g == "l"}
+FRAMEWORKS = ("torch", "jax")  # compared when installed
 
 
 def build(dtype):
@@ -67,7 +72,7 @@ def flops(shapes):
 
 
 def median_time(fn, rounds):
-    fn()  # warm up
+    fn()  # warm up (and compile, for JAX)
     times = []
     for _ in range(rounds):
         tic = time.perf_counter()
@@ -76,14 +81,30 @@ def median_time(fn, rounds):
     return float(np.median(times))
 
 
-def gemm_bound(shapes, dtype, rounds):
-    """Measured time of exactly these products, summed over distinct shapes."""
+def load_framework(name):
+    """The imported module, or None when it is not installed."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        return None
+    if name == "jax":
+        module.config.update("jax_enable_x64", True)  # float64 arrays stay float64
+    return module
+
+
+def gemm_bound(shapes, dtype, rounds, framework="numpy"):
+    """Measured time of exactly these products, summed over distinct shapes (numpy or torch)."""
+    if framework == "torch":
+        import torch
+        convert, matmul = torch.from_numpy, torch.matmul
+    else:
+        convert, matmul = (lambda a: a), np.matmul
     rng = np.random.default_rng(0)
     total = 0.0
     for shape in set(shapes):
         m, k, n = shape
-        A, Bm = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
-        total += shapes.count(shape) * median_time(lambda A=A, Bm=Bm: A @ Bm, rounds)
+        A, B = (convert(rng.standard_normal(s).astype(dtype)) for s in ((m, k), (k, n)))
+        total += shapes.count(shape) * median_time(lambda A=A, B=B: matmul(A, B), rounds)
     return total
 
 
@@ -98,8 +119,8 @@ def engine_tasks(dtype, B):
         model.compute_loss(X)
         model.compute_hessvec(p)
 
-    return model, X, {"loss+grad": lambda: model.compute_loss(X), "Hv scratch": hv_scratch,
-                      "Hv": lambda: model.compute_hessvec(p), "GNv": lambda: model.compute_gaussnewtonvec(p)}
+    return {"loss+grad": lambda: model.compute_loss(X), "Hv scratch": hv_scratch,
+            "Hv": lambda: model.compute_hessvec(p), "GNv": lambda: model.compute_gaussnewtonvec(p)}
 
 
 def adam_epoch(dtype, data):
@@ -112,29 +133,40 @@ def adam_epoch(dtype, data):
         w, _, state, _ = stepper.step(model, data[:, start:start + 100], w, 0.0, state)
 
 
-def torch_tasks(dtype, B):
-    import torch
-    from torch.func import grad, jvp, vjp
-
-    tdtype = torch.float64 if dtype == np.float64 else torch.float32
-    gen = torch.Generator().manual_seed(0)
+def reference_problem(dtype, B):
+    """Random weights (W / sqrt(fan-in), zero biases), data and direction as numpy arrays."""
+    rng = np.random.default_rng(0)
     params = []
     for n_in, n_out in zip(WIDTHS, WIDTHS[1:]):
-        params += [torch.randn(n_out, n_in, generator=gen, dtype=tdtype) / n_in**0.5,
-                   torch.zeros(n_out, 1, dtype=tdtype)]
-    X = torch.rand(784, B, generator=gen, dtype=tdtype)
-    p = [torch.randn_like(t) for t in params]
+        params += [(rng.standard_normal((n_out, n_in)) / np.sqrt(n_in)).astype(dtype), np.zeros((n_out, 1), dtype)]
+    X = rng.random((784, B)).astype(dtype)
+    return params, X, [rng.standard_normal(t.shape).astype(dtype) for t in params]
+
+
+def framework_model(tanh):
+    """(forward, loss) of the benchmark net for arrays of torch or JAX, given their tanh."""
 
     def forward(ps, x):
         for k in range(len(WIDTHS) - 1):
             x = ps[2 * k] @ x + ps[2 * k + 1]
-            x = x if k in LINEAR else torch.tanh(x)
+            x = x if k in LINEAR else tanh(x)
         return x
 
     def loss(ps, x):
         d = forward(ps, x) - x
         return (d * d).sum() / (2 * x.shape[1])
 
+    return forward, loss
+
+
+def torch_tasks(dtype, B):
+    import torch
+    from torch.func import grad, jvp, vjp
+
+    params, X, p = ([torch.from_numpy(a) for a in arrays] if isinstance(arrays, list) else torch.from_numpy(arrays)
+                    for arrays in reference_problem(dtype, B))
+
+    forward, loss = framework_model(torch.tanh)
     leaves = [t.clone().requires_grad_(True) for t in params]
 
     def loss_grad():
@@ -148,6 +180,29 @@ def torch_tasks(dtype, B):
         return vjp(lambda ps: forward(ps, X), params)[1](Jp / B)
 
     return {"loss+grad": loss_grad, "Hv scratch": hessvec, "GNv": gaussnewtonvec}
+
+
+def jax_tasks(dtype, B):
+    import jax
+    import jax.numpy as jnp
+
+    params, X, p = ([jnp.asarray(a) for a in arrays] if isinstance(arrays, list) else jnp.asarray(arrays)
+                    for arrays in reference_problem(dtype, B))
+
+    forward, loss = framework_model(jnp.tanh)
+    loss_grad = jax.jit(jax.value_and_grad(loss))
+    hessvec = jax.jit(lambda ps, v: jax.jvp(lambda q: jax.grad(loss)(q, X), (ps,), (v,))[1])
+
+    @jax.jit
+    def gaussnewtonvec(ps, v):
+        _, Jp = jax.jvp(lambda q: forward(q, X), (ps,), (v,))
+        return jax.vjp(lambda q: forward(q, X), ps)[1](Jp / B)
+
+    def done(fn, *args):
+        return lambda: jax.block_until_ready(fn(*args))
+
+    return {"loss+grad": done(loss_grad, params, X), "Hv scratch": done(hessvec, params, p),
+            "GNv": done(gaussnewtonvec, params, p)}
 
 
 def torch_adam_epoch(dtype, data):
@@ -170,75 +225,116 @@ def torch_adam_epoch(dtype, data):
         opt.step()
 
 
-def peak_memory(dtype, B=1000):
-    """(peak bytes of one loss+grad, bytes of stored activations + parameters)."""
-    model, X, tasks = engine_tasks(dtype, B)
-    stored = sum(layer.u.nbytes + layer.z.nbytes + layer.g1.nbytes for layer in model.layers)
-    stored += model.get_weights().nbytes
+FRAMEWORK_TASKS = {"torch": torch_tasks, "jax": jax_tasks}
+
+
+def _nbytes(arrays):
+    """Bytes of the distinct arrays among ``arrays`` (None and repeats skipped)."""
+    distinct = {id(a): a for a in arrays if a is not None}
+    return sum(a.nbytes for a in distinct.values())
+
+
+def memory(dtype=np.float64, B=1000):
+    """Peak memory of one loss + gradient and what the engine keeps, in bytes.
+
+    The peak is what the call allocates at its highest (tracemalloc) plus the
+    parameters, which exist before it; it is compared with the forward state
+    (every layer's u, z, g') plus the parameters.  The data are the caller's.
+    """
+    model = build(dtype)
+    X = np.random.default_rng(1).random((784, B)).astype(dtype)
+    model.compute_loss(X)
     tracemalloc.start()
-    tasks["loss+grad"]()
+    _, grad = model.compute_loss(X)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return peak, stored
+    layers = model.layers
+    forward_state = _nbytes([a for layer in layers for a in (layer.u, layer.z, layer.g1)])
+    params = _nbytes([a for layer in layers for a in (layer.W, layer.b)])
+    return {"peak_loss_grad_bytes": peak, "forward_state_bytes": forward_state, "parameter_bytes": params,
+            "backward_state_bytes": _nbytes([layer.derivs for layer in layers]), "gradient_bytes": grad.nbytes,
+            "stored_bytes": forward_state + params, "ratio": (peak + params) / (forward_state + params)}
 
 
-def run(rounds=7, with_torch=True):
+def run(rounds=7, frameworks=FRAMEWORKS, batches=(100, 1000)):
+    modules = {name: load_framework(name) for name in frameworks}
+    modules = {name: module for name, module in modules.items() if module is not None}
     rows = []
     data = {dt: np.random.default_rng(2).random((784, 4000)).astype(dt) for dt in (np.float64, np.float32)}
-    try:
-        import torch
-        torch_version = torch.__version__ if with_torch else None
-    except ImportError:
-        torch_version = None
     for dtype in (np.float64, np.float32):
-        for B in (100, 1000):
-            _, _, tasks = engine_tasks(dtype, B)
-            theirs = torch_tasks(dtype, B) if torch_version else {}
-            for name, fn in tasks.items():
-                shapes = gemm_shapes(name, B)
-                row = {"dtype": np.dtype(dtype).name, "batch": B, "quantity": name, "flops": flops(shapes),
+        for B in batches:
+            tasks = engine_tasks(dtype, B)
+            theirs = {name: FRAMEWORK_TASKS[name](dtype, B) for name in modules}
+            for quantity, fn in tasks.items():
+                shapes = gemm_shapes(quantity, B)
+                row = {"dtype": np.dtype(dtype).name, "batch": B, "quantity": quantity, "flops": flops(shapes),
                        "seconds": median_time(fn, rounds), "gemm_bound_seconds": gemm_bound(shapes, dtype, rounds)}
                 row["x_gemm_bound"] = row["seconds"] / row["gemm_bound_seconds"]
-                if name in theirs:
-                    row["torch_seconds"] = median_time(theirs[name], rounds)
-                    row["x_torch"] = row["seconds"] / row["torch_seconds"]
+                for name, their_tasks in theirs.items():
+                    if quantity in their_tasks:
+                        row[f"{name}_seconds"] = median_time(their_tasks[quantity], rounds)
+                        row[f"x_{name}"] = row["seconds"] / row[f"{name}_seconds"]
+                        if name == "torch":
+                            row["torch_gemm_bound_seconds"] = gemm_bound(shapes, dtype, rounds, framework=name)
                 rows.append(row)
+        adam_rounds = max(3, rounds // 2)
         row = {"dtype": np.dtype(dtype).name, "batch": 100, "quantity": "Adam epoch (4000)",
-               "seconds": median_time(lambda dt=dtype: adam_epoch(dt, data[dt]), max(3, rounds // 2))}
-        if torch_version:
-            row["torch_seconds"] = median_time(lambda dt=dtype: torch_adam_epoch(dt, data[dt]), max(3, rounds // 2))
+               "seconds": median_time(lambda dt=dtype: adam_epoch(dt, data[dt]), adam_rounds)}
+        if "torch" in modules:
+            row["torch_seconds"] = median_time(lambda dt=dtype: torch_adam_epoch(dt, data[dt]), adam_rounds)
             row["x_torch"] = row["seconds"] / row["torch_seconds"]
         rows.append(row)
-    peak, stored = peak_memory(np.float64)
     return {"what": "engine benchmark", "command": "python -m ae.bench",
             "code_version": source_hash("ae", exclude=("__main__.py",)), "widths": WIDTHS, "rounds": rounds,
-            "python": platform.python_version(), "numpy": np.__version__, "torch": torch_version,
-            "rows": rows, "memory": {"peak_loss_grad_bytes": peak, "stored_bytes": stored,
-                                     "ratio": peak / stored}}
+            "python": platform.python_version(), "numpy": np.__version__,
+            **{name: (modules[name].__version__ if name in modules else None) for name in FRAMEWORKS},
+            "rows": rows, "memory": memory()}
+
+
+def _ms(row, key):
+    return f"{1000 * row[key]:.2f}" if key in row else "-"
+
+
+def _ratio(row, key):
+    return f"{row[key]:.2f}" if key in row else "-"
+
+
+def _line(cells, widths):
+    """The first three cells left-aligned (labels), the rest right-aligned (numbers)."""
+    return " ".join(f"{c:{w}}" if k < 3 else f"{c:>{w}}" for k, (c, w) in enumerate(zip(cells, widths)))
 
 
 def table(record):
-    lines = [f"{'dtype':8} {'B':>5} {'quantity':18} {'ms':>8} {'GEMM ms':>8} {'x GEMM':>7} "
-             f"{'torch ms':>9} {'x torch':>8}"]
+    columns = [("dtype", 8), ("B", 5), ("quantity", 18), ("ms", 8), ("GEMM ms", 8), ("x GEMM", 7)]
+    for name in FRAMEWORKS:
+        columns += [(f"{name} ms", 9), (f"x {name}", 8)] + ([("torch GEMM", 10)] if name == "torch" else [])
+    titles, widths = zip(*columns)
+    lines = [_line(titles, widths)]
     for r in record["rows"]:
-        gemm = f"{1000 * r['gemm_bound_seconds']:8.2f} {r['x_gemm_bound']:7.2f}" if "gemm_bound_seconds" in r \
-            else f"{'-':>8} {'-':>7}"
-        torch = f"{1000 * r['torch_seconds']:9.2f} {r['x_torch']:8.2f}" if "torch_seconds" in r \
-            else f"{'-':>9} {'-':>8}"
-        lines.append(f"{r['dtype']:8} {r['batch']:5d} {r['quantity']:18} {1000 * r['seconds']:8.2f} {gemm} {torch}")
+        cells = [r["dtype"], str(r["batch"]), r["quantity"], _ms(r, "seconds"), _ms(r, "gemm_bound_seconds"),
+                 _ratio(r, "x_gemm_bound")]
+        for name in FRAMEWORKS:
+            cells += [_ms(r, f"{name}_seconds"), _ratio(r, f"x_{name}")]
+            cells += [_ms(r, "torch_gemm_bound_seconds")] if name == "torch" else []
+        lines.append(_line(cells, widths))
     m = record["memory"]
-    lines.append(f"peak memory of loss+grad at B=1000 (float64): {m['peak_loss_grad_bytes'] / 1e6:.1f} MB, "
-                 f"{m['ratio']:.2f} x the stored activations and parameters ({m['stored_bytes'] / 1e6:.1f} MB)")
+    lines.append(f"peak memory of loss+grad at B=1000 (float64): {m['peak_loss_grad_bytes'] / 1e6:.1f} MB + "
+                 f"parameters = {m['ratio']:.2f} x (forward state {m['forward_state_bytes'] / 1e6:.1f} MB + parameters "
+                 f"{m['parameter_bytes'] / 1e6:.1f} MB); kept for Hv {m['backward_state_bytes'] / 1e6:.1f} MB, "
+                 f"gradient {m['gradient_bytes'] / 1e6:.1f} MB")
     return "\n".join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m ae.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--without", nargs="*", default=[], choices=FRAMEWORKS,
+                        help="skip these frameworks even if installed")
     parser.add_argument("--out", default="results/bench.json")
     args = parser.parse_args(argv)
-    record = run(args.rounds, with_torch=not args.no_torch)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    record = run(args.rounds, frameworks=[f for f in FRAMEWORKS if f not in args.without])
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1))

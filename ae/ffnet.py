@@ -72,11 +72,22 @@ class FFNet:
             index.append(np.concatenate([W_idx.ravel(), b_idx]))
         return index
 
-    def _scatter(self, blocks):
-        """Sum per-layer full-block vectors into one flat vector (E^T v)."""
-        out = numeric.zeros(self.params_number, numeric.working_dtype(*blocks))
-        for idx, block in zip(self._index, blocks):
-            out[idx] += block
+    def _backward_pass(self, derivs, step):
+        """Sum of the layers' full-block results scattered into one flat vector (E^T v).
+
+        ``step(layer, derivs, input_derivs) -> (derivs below, block)`` runs top
+        down; each block is added as soon as it exists, so at most one is alive.
+        """
+        out = None
+        for k in range(len(self.layers) - 1, -1, -1):
+            # the first layer's inputs are the data: no derivative is needed there
+            derivs, block = step(self.layers[k], derivs, k > 0)
+            if out is None:  # the top block has every input's type
+                out = (numeric.zeros if self.ties else np.empty)(self.params_number, block.dtype)
+            if self.ties:  # a shared matrix gets the sum of its layers' blocks
+                out[self._index[k]] += block
+            else:  # the blocks tile the vector: each entry is written once
+                out[self._index[k]] = block
         return out
 
     def set_weights(self, w):
@@ -134,12 +145,8 @@ class FFNet:
         ``remember=False`` leaves the layers' backward state (which the
         R-backward pass needs) untouched.
         """
-        blocks = []
-        for layer in reversed(self.layers):
-            # the first layer's inputs are the data: no derivative is needed there
-            derivs, w_derivs = layer.backward(derivs, remember=remember, input_derivs=layer is not self.layers[0])
-            blocks.append(w_derivs)
-        return self._scatter(blocks[::-1])
+        return self._backward_pass(derivs, lambda layer, d, below: layer.backward(
+            d, remember=remember, input_derivs=below))
 
     def compute_Rp_outputs(self):
         """J p for the direction p of the last set_direction (the R-forward pass)."""
@@ -151,11 +158,7 @@ class FFNet:
         return Rp
 
     def compute_loss_Rp_grad(self, Rp_derivs):
-        blocks = []
-        for layer in reversed(self.layers):
-            Rp_derivs, w_Rp_derivs = layer.Rp_backward(Rp_derivs, input_derivs=layer is not self.layers[0])
-            blocks.append(w_Rp_derivs)
-        return self._scatter(blocks[::-1])
+        return self._backward_pass(Rp_derivs, lambda layer, d, below: layer.Rp_backward(d, input_derivs=below))
 
     def get_activations(self, layer_number):
         """Outputs of layer ``layer_number`` (0-based) from the last forward pass."""

@@ -126,19 +126,37 @@ class FCLayer(BaseLayer):
             raise ValueError(
                 f"inputs have {inputs.shape[0]} rows, this layer takes {self.shape[0]}"
             )
+        # state of an earlier point is dropped now, not when the next pass replaces it
+        self.derivs = self.du = self.derivs_g2 = self.Ru = self.Rp_inputs = None
         self.inputs = inputs
         u = self.W @ inputs
         if self.use_bias:
             u += self.b
         self.u = u
-        self.g1 = self.afun.deriv(u)
-        self.g2 = None  # g''(u) is only needed by Rp_backward: computed there once
-        self.z = self.afun.val(u)
+        if self.afun.identity:
+            self.g1, self.z = None, u  # g1 None means g' = 1 and g'' = 0
+        else:
+            self.g1, self.z = self.afun.deriv(u), self.afun.val(u)
         return self.z
 
     def _require(self, attr, what):
         if getattr(self, attr, None) is None:
             raise ValueError(f"{what} must be called first")
+
+    def _weight_derivs(self, du, extra=None):
+        """Flat [du Z^T (+ extra), du 1]: the layer's block of a gradient-like vector.
+
+        Written in place into one buffer (no concatenation of a copy).
+        """
+        num_inputs, num_outputs = self.shape
+        block = np.empty(self.get_params_number(), numeric.working_dtype(du, self.inputs))
+        dW = block[: num_inputs * num_outputs].reshape(num_outputs, num_inputs)
+        np.matmul(du, self.inputs.T, out=dW)
+        if extra is not None:
+            dW += extra
+        if self.use_bias:
+            np.sum(du, axis=1, out=block[num_inputs * num_outputs:])
+        return block
 
     def backward(self, derivs, remember=True, input_derivs=True):
         """(dL/dinputs, dL/dweights) for dL/doutputs = ``derivs``.
@@ -150,13 +168,10 @@ class FCLayer(BaseLayer):
         dL/dinputs is not computed and None is returned in its place.
         """
         self._require("inputs", "forward")
-        du = derivs * self.g1
-        grads = [(du @ self.inputs.T).ravel()]
-        if self.use_bias:
-            grads.append(du.sum(axis=1))
-        if remember:
-            self.derivs, self.du = derivs, du
-        return (self.W.T @ du if input_derivs else None), np.concatenate(grads)
+        du = derivs if self.g1 is None else derivs * self.g1
+        if remember:  # du is recomputed by the first Rp_backward: it would only raise the peak here
+            self.derivs, self.du, self.derivs_g2 = derivs, None, None
+        return (self.W.T @ du if input_derivs else None), self._weight_derivs(du)
 
     def Rp_forward(self, Rp_inputs):
         """R{outputs}; ``Rp_inputs=None`` means zero (the data do not depend on theta)."""
@@ -164,27 +179,29 @@ class FCLayer(BaseLayer):
         self._require("P_W", "set_direction")
         Ru = self.P_W @ self.inputs
         if Rp_inputs is not None:
-            Ru = Ru + self.W @ Rp_inputs
+            Ru += self.W @ Rp_inputs
         if self.use_bias:
-            Ru = Ru + self.P_b
+            Ru += self.P_b
         self.Rp_inputs, self.Ru = Rp_inputs, Ru
-        return self.g1 * Ru
+        return Ru if self.g1 is None else self.g1 * Ru
 
     def Rp_backward(self, Rp_derivs, input_derivs=True):
         """(R{dL/dinputs}, R{dL/dweights}); see the module docstring."""
-        self._require("du", "backward")
+        self._require("derivs", "backward")
         self._require("Ru", "Rp_forward")
-        if self.g2 is None:
-            self.g2 = self.afun.second_deriv(self.u)
-        Rdu = Rp_derivs * self.g1 + self.derivs * self.g2 * self.Ru
-        RdW = Rdu @ self.inputs.T
-        if self.Rp_inputs is not None:
-            RdW = RdW + self.du @ self.Rp_inputs.T
-        grads = [RdW.ravel()]
-        if self.use_bias:
-            grads.append(Rdu.sum(axis=1))
-        Rd_inputs = self.W.T @ Rdu + self.P_W.T @ self.du if input_derivs else None
-        return Rd_inputs, np.concatenate(grads)
+        if self.du is None:  # du and derivs g'' are the same in every direction: once per point
+            self.du = self.derivs if self.g1 is None else self.derivs * self.g1
+            self.derivs_g2 = None if self.g1 is None else self.derivs * self.afun.second_deriv(self.u)
+        Rdu = Rp_derivs if self.g1 is None else Rp_derivs * self.g1
+        if self.derivs_g2 is not None:
+            Rdu += self.derivs_g2 * self.Ru
+        R_Z = self.Rp_inputs
+        grads = self._weight_derivs(Rdu, None if R_Z is None else self.du @ R_Z.T)
+        if not input_derivs:
+            return None, grads
+        Rd_inputs = self.W.T @ Rdu
+        Rd_inputs += self.P_W.T @ self.du
+        return Rd_inputs, grads
 
     def get_activations(self):
         self._require("inputs", "forward")

@@ -1,17 +1,23 @@
 """First-order step rules, each an ``init`` / ``update`` pair (the optax idea).
 
 ``rule.init(w) -> state`` and ``rule.update(g, state) -> (step, state)``;
-the caller adds ``step`` to the weights.  ``g`` already includes any L2 term.
+the caller adds ``step`` (a new array, the caller's to reuse) to the weights.
+``g`` already includes any L2 term.
 The formulas are those of torch.optim, so iterates agree to round-off:
 
 * SGD:       w -= lr g
 * Momentum:  v = mu v + g;  w -= lr v            (Nesterov: w -= lr (g + mu v))
 * RMSprop:   s = rho s + (1 - rho) g^2;  w -= lr g / (sqrt(s) + eps)
 * Adam:      m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
-             w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+             w -= lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
-States live in the weights' number type (float32 stays float32).
+States live in the weights' number type (float32 stays float32).  ``update``
+consumes the state it is given: its arrays are updated in place (an Adam step
+over 470,000 weights costs two temporaries instead of nine), so keep a copy
+if you need the old state.
 """
+
+import math
 
 from ae import numeric
 
@@ -53,7 +59,8 @@ class Momentum:
         return numeric.zeros_like(w)
 
     def update(self, g, velocity):
-        velocity = self.momentum * velocity + g
+        velocity *= self.momentum
+        velocity += g
         direction = g + self.momentum * velocity if self.nesterov else velocity
         return -self.step_size * direction, velocity
 
@@ -70,8 +77,13 @@ class RMSprop:
         return numeric.zeros_like(w)
 
     def update(self, g, mean_square):
-        mean_square = self.rho * mean_square + (1 - self.rho) * (g * g)
-        return -self.step_size * g / (numeric.sqrt(mean_square) + self.eps), mean_square
+        mean_square *= self.rho
+        mean_square += (1 - self.rho) * (g * g)
+        denominator = numeric.sqrt(mean_square)
+        denominator += self.eps
+        step = g * -self.step_size
+        step /= denominator
+        return step, mean_square
 
 
 class Adam:
@@ -85,10 +97,16 @@ class Adam:
         return 0, numeric.zeros_like(w), numeric.zeros_like(w)
 
     def update(self, g, state):
+        # torch.optim.Adam's arrangement: lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
         t, m, v = state
         t += 1
-        m = self.beta1 * m + (1 - self.beta1) * g
-        v = self.beta2 * v + (1 - self.beta2) * (g * g)
-        m_hat = m / (1 - self.beta1**t)
-        v_hat = v / (1 - self.beta2**t)
-        return -self.step_size * m_hat / (numeric.sqrt(v_hat) + self.eps), (t, m, v)
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * (g * g)
+        denominator = numeric.sqrt(v)
+        denominator /= math.sqrt(1 - self.beta2**t)
+        denominator += self.eps
+        step = m * (-self.step_size / (1 - self.beta1**t))
+        step /= denominator
+        return step, (t, m, v)

@@ -50,9 +50,12 @@ class GradientStepper:
 
     def step(self, model, batch, w, l2_coef, state):
         loss, grad = model.compute_loss(batch)
-        objective = loss + l2_coef / 2 * (w * w).sum()
-        step, state = self.rule.update(grad + l2_coef * w, state)
-        return w + step, objective, state, {}
+        objective = loss + l2_coef / 2 * np.einsum("i,i->", w, w)
+        if l2_coef:
+            grad += l2_coef * w  # grad is ours
+        step, state = self.rule.update(grad, state)
+        step += w  # step is ours: the new weights, without another array
+        return step, objective, state, {}
 
 
 def evaluate(model, inputs, w, l2_coef, chunk_size=1000):

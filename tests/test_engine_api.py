@@ -109,6 +109,14 @@ def test_bad_inputs(inputs, match):
         model.compute_loss(inputs)
 
 
+def test_finite_inputs_whose_sum_overflows_are_accepted_and_opposite_infinities_are_not():
+    # the validation first sums the entries: an overflowing sum must not be taken for an inf
+    huge = np.full((4, 3), 3e38, dtype=np.float32)
+    assert numeric.check_array(huge, "x") is huge
+    with pytest.raises(ValueError, match="NaN or inf"):
+        numeric.check_array(np.array([[np.inf, -np.inf]]), "x")  # their sum is NaN, quietly
+
+
 @pytest.mark.parametrize("bad", [np.ones((4, 2), dtype=np.int64), np.ones((4, 2), dtype=np.float16),
                                  np.array([["a"] * 2] * 4), np.full((4, 2), 1.0, dtype=object)])
 def test_unsupported_dtypes(bad):
