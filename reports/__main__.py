@@ -1,7 +1,8 @@
 """python -m reports [--full] [--from-records] [--results DIR] [--out PDF]
 
-The main job: runs the checks, the MNIST study and the small optimizer
-problem (quick mode unless --full), then builds the PDF from their records.
+The main job: runs the checks, the MNIST study, the small optimizer problem
+(quick mode unless --full) and the engine benchmark, then builds the PDF from
+their records.
 With --from-records it only rebuilds the PDF from the records already there.
 """
 
@@ -9,6 +10,7 @@ import argparse
 import sys
 import time
 
+from ae import bench
 from checks import __main__ as checks_cli
 from reports.build import ReportError, build
 from studies import __main__ as studies_cli
@@ -31,14 +33,16 @@ def main(argv=None):
     status = 0
     if not args.from_records:
         suffix = "" if args.full else "-quick"
-        stage("1/4 verification lab")
+        stage("1/5 verification lab")
         status |= checks_cli.main((["--quick"] if not args.full else []) + ["--out", f"{args.results}/checks{suffix}"])
-        stage("2/4 MNIST optimizer study")
+        stage("2/5 MNIST optimizer study")
         status |= studies_cli.main((["--quick"] if not args.full else [])
                                    + ["--out", f"{args.results}/study{suffix}", "--workers", str(args.workers)])
-        stage("3/4 optimizers on a small problem")
+        stage("3/5 optimizers on a small problem")
         status |= synthetic.main(["--out", f"{args.results}/synthetic.json"]) or 0
-    stage("4/4 report")
+        stage("4/5 engine benchmark (timings, not checks; torch and JAX compared when installed)")
+        bench.main(["--out", f"{args.results}/bench.json"])
+    stage("5/5 report")
     try:
         path = build(args.results, args.out, full=args.full)
     except ReportError as error:

@@ -266,25 +266,47 @@ def synthetic_section(synthetic):
     return "".join(out)
 
 
+# the performance targets of issue 7: (ratio key, bound, which rows)
+TIMING_TARGETS = [("x_gemm_bound", 1.3, "B = 1000"), ("x_torch", 0.8, "all"), ("x_jax", 1.0, "B = 1000")]
+
+
 def timing_section(bench):
     """The benchmark's ratios, if a current record exists (it is optional: timings are not checks)."""
     out = ["= Timings\n"]
     if bench is None:
         return out[0] + f"No current benchmark record; {code('python -m ae.bench')} writes one.\n\n"
+    versions = ", ".join(f"{name} {esc(bench.get(name) or 'not installed')}" for name in ("torch", "jax"))
     out.append(f"Produced by {code(bench['command'])} (median of {bench['rounds']} rounds, Python {bench['python']}, "
-               f"numpy {bench['numpy']}, torch {esc(bench['torch'] or 'not installed')}) on the "
+               f"numpy {bench['numpy']}, {versions}) on the "
                f"{esc('-'.join(map(str, bench['widths'])))} tanh net with biases. _x GEMM_ is the time over the "
-               "measured time of the same matrix products alone; _x torch_ the time over torch's in the same run "
-               "(below 1: faster than torch). One machine, shared and noisy: ratios, not absolute times.\n\n")
+               "measured time of the same matrix products alone; _x torch_ and _x jax_ the time over theirs "
+               "(torch autograd and torch.func, JAX jit; below 1: faster) in the same run; _torch GEMM_ the time "
+               "of the same products in torch's own BLAS. One machine, shared and noisy: ratios, not absolute "
+               "times.\n\n")
     rows = [[esc(r["dtype"]), str(r["batch"]), esc(r["quantity"]), num(1000 * r["seconds"], 2),
              num(r.get("x_gemm_bound")), num(1000 * r["torch_seconds"], 2) if "torch_seconds" in r else "-",
-             num(r.get("x_torch"))] for r in bench["rows"]]
-    out.append(table(["dtype", "B", "quantity", "ms", "x GEMM", "torch ms", "x torch"], rows,
-                     ["left", "right", "left", "right", "right", "right", "right"]))
+             num(r.get("x_torch")), num(1000 * r["torch_gemm_bound_seconds"], 2) if "torch_gemm_bound_seconds" in r
+             else "-", num(1000 * r["jax_seconds"], 2) if "jax_seconds" in r else "-", num(r.get("x_jax"))]
+            for r in bench["rows"]]
+    out.append(table(["dtype", "B", "quantity", "ms", "x GEMM", "torch ms", "x torch", "torch GEMM ms", "jax ms",
+                      "x jax"], rows, ["left", "right", "left"] + ["right"] * 7))
+    targets = []
+    for key, bound, which in TIMING_TARGETS:
+        ratios = [r[key] for r in bench["rows"] if key in r and (which == "all" or r["batch"] == 1000)]
+        if ratios:
+            met = sum(ratio <= bound for ratio in ratios)
+            targets.append(f"_{esc(key.replace('_bound', '').replace('_', ' '))}_ at most {num(bound)} "
+                           f"({esc(which)} rows): met in {met} of {len(ratios)}")
+    if targets:
+        out.append("\nTargets: " + "; ".join(targets) + ".\n")
     m = bench["memory"]
-    out.append(f"\nPeak memory of one loss + gradient at B = 1000 (float64): "
-               f"{num(m['peak_loss_grad_bytes'] / 1e6, 3)} MB, {num(m['ratio'], 3)} times the stored activations "
-               "and parameters.\n\n")
+    out.append(f"\nPeak memory of one loss + gradient at B = 1000 (float64): the call allocates "
+               f"{num(m['peak_loss_grad_bytes'] / 1e6, 3)} MB at its peak; with the parameters "
+               f"({num(m['parameter_bytes'] / 1e6, 3)} MB) that is {num(m['ratio'], 3)} times the forward state "
+               f"(every layer's u, z, g': {num(m['forward_state_bytes'] / 1e6, 3)} MB) plus the parameters. "
+               f"Of the rest, {num(m['backward_state_bytes'] / 1e6, 3)} MB are the output derivatives kept for "
+               f"Hessian-vector products at the same point and {num(m['gradient_bytes'] / 1e6, 3)} MB the "
+               "gradient itself.\n\n")
     return "".join(out)
 
 

@@ -76,3 +76,14 @@ def test_mpmath_tanh_keeps_its_precision():
 def test_leaky_relu_rejects_alpha_outside_unit_interval(alpha):
     with pytest.raises(ValueError, match="alpha"):
         ae.LeakyReluActivationFunction(alpha)
+
+
+@pytest.mark.parametrize("dtype, largest", [(np.float64, 350.0), (np.float32, 40.0)])
+def test_tanh_derivative_keeps_its_relative_accuracy_in_the_tails(dtype, largest):
+    """sech^2 within 4 eps of the 40-digit value, where 1 - tanh^2 loses every digit."""
+    s = np.concatenate([np.linspace(-largest, largest, 2001), np.geomspace(1e-8, 1, 50)]).astype(dtype)
+    got = ae.TanhActivationFunction().deriv(s)
+    with mpmath.workdps(40):
+        exact = np.array([float(mpmath.sech(mpmath.mpf(float(v))) ** 2) for v in s])
+    assert got.dtype == dtype
+    assert np.max(np.abs(got - exact) / exact) <= 4 * np.finfo(dtype).eps

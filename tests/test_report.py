@@ -75,3 +75,21 @@ def test_a_stale_record_stops_the_build(results, tmp_path):
             build(results, tmp_path / "report.pdf")
     finally:
         path.write_text(original)
+
+
+def test_a_current_benchmark_record_is_shown_and_a_stale_one_is_not(results, tmp_path):
+    from ae import bench
+
+    record = bench.run(rounds=1, frameworks=(), batches=(20,))
+    path = results / "bench.json"
+    path.write_text(json.dumps(record))
+    try:
+        text = " ".join(pdf_text(build(results, tmp_path / "report.pdf")).split())
+        assert "Timings" in text and "No current benchmark record" not in text
+        assert num(1000 * record["rows"][0]["seconds"], 2) in text
+        assert f"{num(record['memory']['ratio'], 3)} times the forward state" in text
+        path.write_text(json.dumps({**record, "code_version": "0123456789ab"}))
+        text = " ".join(pdf_text(build(results, tmp_path / "stale.pdf")).split())
+        assert "No current benchmark record" in text
+    finally:
+        path.unlink()
