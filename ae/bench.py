@@ -256,34 +256,59 @@ def memory(dtype=np.float64, B=1000):
             "stored_bytes": forward_state + params, "ratio": (peak + params) / (forward_state + params)}
 
 
+# Idle BLAS and OpenMP threads of one library spin for up to ~0.2 s after its last call
+# and slow the next library's threads (seen here: torch 20.5 ms right after the engine,
+# 19.1 ms after a pause); each library is timed in a phase of its own after a pause.
+SETTLE_SECONDS = 0.5
+
+
+def timed(tasks, rounds):
+    """{quantity: median seconds}, measured after the other libraries' threads went idle."""
+    time.sleep(SETTLE_SECONDS)
+    return {quantity: median_time(fn, rounds) for quantity, fn in tasks.items()}
+
+
+def add_framework(rows, name, seconds, bounds=None):
+    """Put a framework's times (and GEMM bounds) into the rows of the same quantities."""
+    for row in rows:
+        if row["quantity"] in seconds:
+            row[f"{name}_seconds"] = seconds[row["quantity"]]
+            row[f"x_{name}"] = row["seconds"] / row[f"{name}_seconds"]
+            if bounds:
+                row[f"{name}_gemm_bound_seconds"] = bounds[row["quantity"]]
+
+
+def adam_row(dtype, rounds, with_torch):
+    """One Adam epoch over 4000 examples at batch 100, ours and (optionally) torch's."""
+    data = np.random.default_rng(2).random((784, 4000)).astype(dtype)
+    rounds, quantity = max(3, rounds // 2), "Adam epoch (4000)"
+    seconds = timed({quantity: lambda: adam_epoch(dtype, data)}, rounds)[quantity]
+    row = {"dtype": np.dtype(dtype).name, "batch": 100, "quantity": quantity, "seconds": seconds}
+    if with_torch:
+        add_framework([row], "torch", timed({quantity: lambda: torch_adam_epoch(dtype, data)}, rounds))
+    return row
+
+
 def run(rounds=7, frameworks=FRAMEWORKS, batches=(100, 1000)):
     modules = {name: load_framework(name) for name in frameworks}
     modules = {name: module for name, module in modules.items() if module is not None}
     rows = []
-    data = {dt: np.random.default_rng(2).random((784, 4000)).astype(dt) for dt in (np.float64, np.float32)}
     for dtype in (np.float64, np.float32):
         for B in batches:
-            tasks = engine_tasks(dtype, B)
-            theirs = {name: FRAMEWORK_TASKS[name](dtype, B) for name in modules}
-            for quantity, fn in tasks.items():
-                shapes = gemm_shapes(quantity, B)
-                row = {"dtype": np.dtype(dtype).name, "batch": B, "quantity": quantity, "flops": flops(shapes),
-                       "seconds": median_time(fn, rounds), "gemm_bound_seconds": gemm_bound(shapes, dtype, rounds)}
+            seconds = timed(engine_tasks(dtype, B), rounds)
+            shapes = {quantity: gemm_shapes(quantity, B) for quantity in seconds}
+            batch_rows = [{"dtype": np.dtype(dtype).name, "batch": B, "quantity": quantity,
+                           "flops": flops(shapes[quantity]), "seconds": seconds[quantity],
+                           "gemm_bound_seconds": gemm_bound(shapes[quantity], dtype, rounds)} for quantity in seconds]
+            for row in batch_rows:
                 row["x_gemm_bound"] = row["seconds"] / row["gemm_bound_seconds"]
-                for name, their_tasks in theirs.items():
-                    if quantity in their_tasks:
-                        row[f"{name}_seconds"] = median_time(their_tasks[quantity], rounds)
-                        row[f"x_{name}"] = row["seconds"] / row[f"{name}_seconds"]
-                        if name == "torch":
-                            row["torch_gemm_bound_seconds"] = gemm_bound(shapes, dtype, rounds, framework=name)
-                rows.append(row)
-        adam_rounds = max(3, rounds // 2)
-        row = {"dtype": np.dtype(dtype).name, "batch": 100, "quantity": "Adam epoch (4000)",
-               "seconds": median_time(lambda dt=dtype: adam_epoch(dt, data[dt]), adam_rounds)}
-        if "torch" in modules:
-            row["torch_seconds"] = median_time(lambda dt=dtype: torch_adam_epoch(dt, data[dt]), adam_rounds)
-            row["x_torch"] = row["seconds"] / row["torch_seconds"]
-        rows.append(row)
+            for name in modules:
+                theirs = timed(FRAMEWORK_TASKS[name](dtype, B), rounds)
+                bounds = {q: gemm_bound(shapes[q], dtype, rounds, framework=name) for q in theirs} \
+                    if name == "torch" else None
+                add_framework(batch_rows, name, theirs, bounds)
+            rows += batch_rows
+        rows.append(adam_row(dtype, rounds, "torch" in modules))
     return {"what": "engine benchmark", "command": "python -m ae.bench",
             "code_version": source_hash("ae", exclude=("__main__.py",)), "widths": WIDTHS, "rounds": rounds,
             "python": platform.python_version(), "numpy": np.__version__,
