@@ -177,13 +177,34 @@ class _Inline(concurrent.futures.Executor):
         return future
 
 
+class _OneThreadPool(concurrent.futures.ProcessPoolExecutor):
+    """Worker processes with one BLAS/OpenMP thread each, so that they do not fight over the cores.
+
+    Children read the thread counts from the environment when they start
+    (spawned on demand, any time before shutdown); the parent's own
+    environment is restored at shutdown, so that a library it loads later
+    (torch in the benchmark) still gets every core.
+    """
+
+    VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+    def __init__(self, workers):
+        self._saved = {name: os.environ.get(name) for name in self.VARIABLES}
+        for name in self.VARIABLES:
+            os.environ.setdefault(name, "1")
+        super().__init__(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def shutdown(self, *args, **kwargs):
+        super().shutdown(*args, **kwargs)
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def make_executor(workers):
-    if workers <= 1:
-        return _Inline()
-    # one BLAS thread per process, so that the workers do not fight over the cores
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(name, "1")
-    return concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return _Inline() if workers <= 1 else _OneThreadPool(workers)
 
 
 def run_batch(configs, data_args, folder, executor, progress):

@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import http.server
 import json
+import os
 import struct
 import threading
 
@@ -252,9 +253,12 @@ def test_runs_are_reproducible_and_a_process_pool_gives_the_same_records(tmp_pat
     config = runner.make_config("linear 784-2-784", "adam", 0.01, 10, 2, 0)
     args = (str(data_dir), None, 0)
     inline = runner.run_one(config, args, str(tmp_path / "a"))
+    before = {name: os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     pool = runner.make_executor(2)
     try:
         pooled = pool.submit(runner.run_one, config, args, str(tmp_path / "b")).result()
     finally:
         pool.shutdown()
     assert inline["history"]["test_loss"] == pooled["history"]["test_loss"]
+    # the workers' one-thread setting does not stay behind in this process
+    assert {name: os.environ.get(name) for name in before} == before
