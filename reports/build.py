@@ -284,13 +284,22 @@ def timing_section(bench):
                "(torch autograd and torch.func, JAX jit; below 1: faster) in the same run; _torch GEMM_ the time "
                "of the same products in torch's own BLAS. One machine, shared and noisy: ratios, not absolute "
                "times.\n\n")
-    rows = [[esc(r["dtype"]), str(r["batch"]), esc(r["quantity"]), num(1000 * r["seconds"], 2),
-             num(r.get("x_gemm_bound")), num(1000 * r["torch_seconds"], 2) if "torch_seconds" in r else "-",
-             num(r.get("x_torch")), num(1000 * r["torch_gemm_bound_seconds"], 2) if "torch_gemm_bound_seconds" in r
-             else "-", num(1000 * r["jax_seconds"], 2) if "jax_seconds" in r else "-", num(r.get("x_jax"))]
+    # (title, key, milliseconds?) of the number columns; a framework's only if it was installed
+    columns = [("ms", "seconds", True), ("x GEMM", "x_gemm_bound", False)]
+    if bench.get("torch"):
+        columns += [("torch ms", "torch_seconds", True), ("x torch", "x_torch", False),
+                    ("torch GEMM ms", "torch_gemm_bound_seconds", True)]
+    if bench.get("jax"):
+        columns += [("jax ms", "jax_seconds", True), ("x jax", "x_jax", False)]
+    rows = [[esc(r["dtype"]), str(r["batch"]), esc(r["quantity"])]
+            + [("-" if key not in r else num(1000 * r[key], 2) if ms else num(r[key])) for _, key, ms in columns]
             for r in bench["rows"]]
-    out.append(table(["dtype", "B", "quantity", "ms", "x GEMM", "torch ms", "x torch", "torch GEMM ms", "jax ms",
-                      "x jax"], rows, ["left", "right", "left"] + ["right"] * 7))
+    out.append(table(["dtype", "B", "quantity"] + [title for title, _, _ in columns], rows,
+                     ["left", "right", "left"] + ["right"] * len(columns)))
+    missing = [name for name in ("torch", "jax") if not bench.get(name)]
+    if missing:
+        out.append(f"\n{' and '.join(missing)} not installed: {code('pip install ' + ' '.join(missing))} and "
+                   f"{code('python -m ae.bench')} add them to this table.\n")
     targets = []
     for key, label, bound, which in TIMING_TARGETS:
         ratios = [r[key] for r in bench["rows"] if key in r and (which == "all" or r["batch"] == 1000)]
