@@ -38,6 +38,11 @@ LINEAR = {k for k, g in enumerate(LETTERS) if g == "l"}
 FRAMEWORKS = ("torch", "jax")  # compared when installed
 
 
+def code_version():
+    """A hash of the engine and this file (the timings depend on both)."""
+    return source_hash("ae", exclude=("__main__.py",))
+
+
 def build(dtype):
     model = ae.build(WIDTHS, LETTERS)
     model.init_weights(0, dtype=dtype)
@@ -109,10 +114,11 @@ def gemm_bound(shapes, dtype, rounds, framework="numpy"):
 
 
 def engine_tasks(dtype, B):
-    model = build(dtype)
-    rng = np.random.default_rng(1)
-    X = rng.random((784, B)).astype(dtype)
-    p = rng.standard_normal(model.params_number).astype(dtype)
+    """The engine's quantities on the very problem torch and JAX get (reference_problem)."""
+    params, X, directions = reference_problem(dtype, B)
+    model = ae.build(WIDTHS, LETTERS)
+    model.set_weights(np.concatenate([a.ravel() for a in params]))  # W row-major, then b: the engine's layout
+    p = np.concatenate([a.ravel() for a in directions])
     model.compute_loss(X)
 
     def hv_scratch():
@@ -310,7 +316,7 @@ def run(rounds=7, frameworks=FRAMEWORKS, batches=(100, 1000)):
             rows += batch_rows
         rows.append(adam_row(dtype, rounds, "torch" in modules))
     return {"what": "engine benchmark", "command": "python -m ae.bench",
-            "code_version": source_hash("ae", exclude=("__main__.py",)), "widths": WIDTHS, "rounds": rounds,
+            "code_version": code_version(), "widths": WIDTHS, "rounds": rounds,
             "python": platform.python_version(), "numpy": np.__version__,
             **{name: (modules[name].__version__ if name in modules else None) for name in FRAMEWORKS},
             "rows": rows, "memory": memory()}

@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from ae import numeric
+from ae.train import l2_objective
 
 
 def conjugate_gradient(A, b, x0, preconditioner, max_iterations, tolerance=5e-4):
@@ -97,7 +98,7 @@ class HessianFree:
 
         def objective(v):
             model.set_weights(v)
-            return model.compute_loss(batch)[0] + l2_coef / 2 * (v * v).sum()
+            return l2_objective(model.compute_loss(batch)[0], v, l2_coef)
 
         bounds = np.linspace(0, n, min(self.gradient_chunks, n) + 1).astype(int)
         loss, grad, fisher = 0, 0, 0
@@ -107,7 +108,7 @@ class HessianFree:
             loss, grad = loss + share * chunk_loss, grad + share * chunk_grad
             fisher = fisher + share * (b - a) * (chunk_grad * chunk_grad)
         grad = grad + l2_coef * w
-        f0 = loss + l2_coef / 2 * (w * w).sum()
+        f0 = l2_objective(loss, w, l2_coef)
 
         size = max(1, math.ceil(self.curvature_fraction * n))
         columns = np.sort(state["rng"].choice(n, size, replace=False))

@@ -143,6 +143,10 @@ class FCLayer(BaseLayer):
         if getattr(self, attr, None) is None:
             raise ValueError(f"{what} must be called first")
 
+    def _times_g1(self, x):
+        """x * g'(u); x itself for an identity activation (g1 is None), never a copy."""
+        return x if self.g1 is None else x * self.g1
+
     def _weight_derivs(self, du, extra=None):
         """Flat [du Z^T (+ extra), du 1]: the layer's block of a gradient-like vector.
 
@@ -168,7 +172,7 @@ class FCLayer(BaseLayer):
         dL/dinputs is not computed and None is returned in its place.
         """
         self._require("inputs", "forward")
-        du = derivs if self.g1 is None else derivs * self.g1
+        du = self._times_g1(derivs)
         if remember:  # du is recomputed by the first Rp_backward: it would only raise the peak here
             self.derivs, self.du, self.derivs_g2 = derivs, None, None
         return (self.W.T @ du if input_derivs else None), self._weight_derivs(du)
@@ -183,16 +187,16 @@ class FCLayer(BaseLayer):
         if self.use_bias:
             Ru += self.P_b
         self.Rp_inputs, self.Ru = Rp_inputs, Ru
-        return Ru if self.g1 is None else self.g1 * Ru
+        return self._times_g1(Ru)
 
     def Rp_backward(self, Rp_derivs, input_derivs=True):
         """(R{dL/dinputs}, R{dL/dweights}); see the module docstring."""
         self._require("derivs", "backward")
         self._require("Ru", "Rp_forward")
         if self.du is None:  # du and derivs g'' are the same in every direction: once per point
-            self.du = self.derivs if self.g1 is None else self.derivs * self.g1
+            self.du = self._times_g1(self.derivs)
             self.derivs_g2 = None if self.g1 is None else self.derivs * self.afun.second_deriv(self.u)
-        Rdu = Rp_derivs if self.g1 is None else Rp_derivs * self.g1
+        Rdu = self._times_g1(Rp_derivs)
         if self.derivs_g2 is not None:
             Rdu += self.derivs_g2 * self.Ru
         R_Z = self.Rp_inputs

@@ -39,6 +39,11 @@ HISTORY_KEYS = ("train_loss", "train_grad", "test_loss", "test_grad",
                 "train_objective", "seconds", "passes")
 
 
+def l2_objective(loss, w, l2_coef):
+    """F + l2_coef/2 w.w: a sum of products (no temporary), and F itself when l2_coef is 0."""
+    return loss + l2_coef / 2 * np.einsum("i,i->", w, w) if l2_coef else loss
+
+
 class GradientStepper:
     """One step of a first-order rule on the minibatch gradient."""
 
@@ -50,7 +55,7 @@ class GradientStepper:
 
     def step(self, model, batch, w, l2_coef, state):
         loss, grad = model.compute_loss(batch)
-        objective = loss + l2_coef / 2 * np.einsum("i,i->", w, w)
+        objective = l2_objective(loss, w, l2_coef)
         if l2_coef:
             grad += l2_coef * w  # grad is ours
         step, state = self.rule.update(grad, state)
@@ -71,7 +76,7 @@ def evaluate(model, inputs, w, l2_coef, chunk_size=1000):
         weight = min(chunk_size, N - start) / N
         loss, grad = loss + weight * chunk_loss, grad + weight * chunk_grad
     grad = grad + l2_coef * w
-    objective = loss + l2_coef / 2 * (w * w).sum()
+    objective = l2_objective(loss, w, l2_coef)
     return float(loss), float(objective), float(np.sqrt(float((grad * grad).sum())))
 
 

@@ -15,9 +15,8 @@ import time
 import mpmath
 import numpy as np
 
-from ae.provenance import source_hash
 from checks import plots, suite
-from checks.records import group_records, read_json, write_json
+from checks.records import code_version, group_records, read_json, write_json
 
 
 def summary_table(records):
@@ -54,7 +53,7 @@ def main(argv=None):
     records, curves = suite.run_suite(quick=args.quick, seed=args.seed, progress=progress)
     meta = {"command": "python -m checks" + (" --quick" if args.quick else ""), "seed": args.seed,
             "quick": args.quick, "seconds": time.perf_counter() - start,
-            "code_version": source_hash("ae", "checks"),
+            "code_version": code_version(),
             "python": platform.python_version(), "numpy": np.__version__, "mpmath": mpmath.__version__}
     write_json({"meta": meta, "records": records}, f"{out}/records.json")
     write_json(curves, f"{out}/curves.json")

@@ -14,6 +14,12 @@ import pathlib
 import numpy as np
 
 from ae.activations import letter_of
+from ae.provenance import source_hash
+
+
+def code_version():
+    """A hash of the engine and the lab: a record made by other code is stale."""
+    return source_hash("ae", "checks")
 
 
 def architecture(model):

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 import ae
-from ae.provenance import source_hash
+from studies.runner import code_version
 
 
 def manifold_data(n=1000, dim=10, seed=0):
@@ -97,7 +97,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     train, test = manifold_data()
     record = {"what": "optimizers on a 10-D manifold problem", "python": platform.python_version(),
-              "command": "python -m studies.synthetic", "code_version": source_hash("ae", "studies"),
+              "command": "python -m studies.synthetic", "code_version": code_version(),
               "epochs": args.epochs, "hf_iterations": args.hf_iterations,
               "numpy": np.__version__, "every_method": every_method(train, test, args.epochs),
               "hf_vs_adam": hf_vs_adam(train, test, args.hf_iterations)}
