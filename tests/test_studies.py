@@ -59,7 +59,7 @@ def test_idx_folder_round_trip(tmp_path, gz):
     assert np.array_equal(data.test_labels, arrays["test_labels"])
     subset = study_data.load_idx_folder(tmp_path, train_subset=25, seed=3)
     assert subset.train.shape == (784, 25)
-    with pytest.raises(ValueError, match="train_subset"):
+    with pytest.raises(study_data.DataError, match="training subset must be 1 to 60 digits"):
         study_data.load_idx_folder(tmp_path, train_subset=61)
 
 
@@ -233,17 +233,24 @@ def test_study_runs_tunes_resumes_and_never_confuses_configs(tmp_path, monkeypat
     assert len(list((out / "runs").glob("*.json"))) == 2 * n_runs  # new records, old ones untouched
 
 
-def test_a_record_of_another_config_is_not_loaded(tmp_path):
+def test_a_record_of_another_config_or_other_data_is_not_loaded(tmp_path):
     config = runner.make_config("linear 784-2-784", "adam", 0.01, 10, 2, 0)
-    version = runner.code_version()
+    version, data_id = runner.code_version(), "0123456789abcdef"
     runs = tmp_path / "runs"
     runs.mkdir()
-    other = {**config, "epochs": 99}
-    (runs / f"{runner.run_key(config, version)}.json").write_text(json.dumps({"config": other,
-                                                                            "code_version": version}))
-    assert runner.load_record(tmp_path, config, version) is None
-    (runs / f"{runner.run_key(config, version)}.json").write_text("{half a record")
-    assert runner.load_record(tmp_path, config, version) is None
+    path = runs / f"{runner.run_key(config, data_id, version)}.json"
+    good = {"config": config, "code_version": version, "data": {"fingerprint": data_id}}
+    path.write_text(json.dumps(good))
+    assert runner.load_record(tmp_path, config, data_id, version) == good
+    path.write_text(json.dumps({**good, "config": {**config, "epochs": 99}}))
+    assert runner.load_record(tmp_path, config, data_id, version) is None
+    path.write_text(json.dumps({**good, "data": {"fingerprint": "another dataset"}}))
+    assert runner.load_record(tmp_path, config, data_id, version) is None
+    path.write_text("{half a record")
+    assert runner.load_record(tmp_path, config, data_id, version) is None
+    path.write_bytes(b"\xff\xfe not utf-8")
+    assert runner.load_record(tmp_path, config, data_id, version) is None
+    assert runner.run_key(config, data_id, version) != runner.run_key(config, "other", version)
 
 
 def test_runs_are_reproducible_and_a_process_pool_gives_the_same_records(tmp_path):
@@ -252,11 +259,11 @@ def test_runs_are_reproducible_and_a_process_pool_gives_the_same_records(tmp_pat
     write_idx_folder(data_dir)
     config = runner.make_config("linear 784-2-784", "adam", 0.01, 10, 2, 0)
     args = (str(data_dir), None, 0)
-    inline = runner.run_one(config, args, str(tmp_path / "a"))
+    inline, _ = runner.run_one(config, args)
     before = {name: os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     pool = runner.make_executor(2)
     try:
-        pooled = pool.submit(runner.run_one, config, args, str(tmp_path / "b")).result()
+        pooled, _ = pool.submit(runner.run_one, config, args).result()
     finally:
         pool.shutdown()
     assert inline["history"]["test_loss"] == pooled["history"]["test_loss"]

@@ -1,0 +1,366 @@
+"""The study never reuses or reports a record of other data, stops when told, and keeps its folder
+to itself: tested with real processes and signals."""
+
+import gzip
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from test_studies import TINY, Server, idx_bytes, write_idx_folder
+
+from reports import build as report_build
+from studies import __main__ as studies_cli
+from studies import data as study_data
+from studies import runner
+from studies.fetch import FetchError, fetch
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+posix_only = pytest.mark.skipif(not pathlib.Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+
+
+@pytest.fixture
+def mnist(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    write_idx_folder(folder)
+    return folder
+
+
+def run_tiny(out, data_args, monkeypatch, **spec):
+    monkeypatch.setitem(runner.MODES, "tiny", {**TINY, **spec})
+    messages = []
+    summary = runner.run_study(out, mode="tiny", data_args=data_args, workers=1, progress=messages.append)
+    return summary, messages
+
+
+# --- data identity ------------------------------------------------------------------------------
+
+def test_a_study_on_other_data_never_reuses_or_reports_the_old_records(tmp_path, mnist, monkeypatch):
+    """The README order on small data: one study, then the same command on other digits, same folder."""
+    other = tmp_path / "other"
+    other.mkdir()
+    write_idx_folder(other, seed=1)  # same sizes, other digits
+    out = tmp_path / "study"
+    first, _ = run_tiny(out, (str(mnist), None, 0), monkeypatch)
+    second, messages = run_tiny(out, (str(other), None, 0), monkeypatch)
+    assert not any("reusing" in m for m in messages)
+    subset, messages = run_tiny(out, (str(other), 40, 0), monkeypatch)
+    assert not any("reusing" in m for m in messages)
+    assert len({first["data"]["fingerprint"], second["data"]["fingerprint"], subset["data"]["fingerprint"]}) == 3
+    assert subset["data"]["train"] == 40
+    for summary in (second, subset):
+        for result in summary["architectures"].values():
+            for tuned in result["tuned"].values():
+                run = json.loads((out / "runs" / f"{tuned['key']}.json").read_text())
+                assert run["data"]["fingerprint"] == summary["data"]["fingerprint"]
+                assert run["data"]["train"] == summary["data"]["train"]
+    # and the same data again: every run is reused
+    _, messages = run_tiny(out, (str(other), 40, 0), monkeypatch)
+    assert any("reusing 18 finished runs" in m for m in messages)
+
+
+def test_the_fingerprint_sees_values_order_and_subset():
+    rng = np.random.default_rng(0)
+    train, test = rng.random((4, 6)), rng.random((4, 3))
+    labels, test_labels = np.arange(6), np.arange(3)
+    base = study_data.Dataset(train, labels, test, test_labels, "x").fingerprint()
+    assert study_data.Dataset(train.copy(), labels, test, test_labels, "renamed").fingerprint() == base
+    changed = train.copy()
+    changed[2, 3] += 1e-12
+    assert study_data.Dataset(changed, labels, test, test_labels, "x").fingerprint() != base
+    assert study_data.Dataset(train[:, ::-1], labels, test, test_labels, "x").fingerprint() != base
+    assert study_data.Dataset(train[:, :5], labels[:5], test, test_labels, "x").fingerprint() != base
+
+
+def test_the_report_refuses_a_summary_whose_runs_are_of_other_data(tmp_path, mnist, monkeypatch):
+    out = tmp_path / "study"
+    summary, _ = run_tiny(out, (str(mnist), None, 0), monkeypatch)
+    assert report_build.study_data_problems(summary, out) == []
+    arch = TINY["architectures"][0]
+    key = summary["architectures"][arch]["tuned"]["adam"]["key"]
+    path = out / "runs" / f"{key}.json"
+    run = json.loads(path.read_text())
+    run["data"] = {**run["data"], "fingerprint": "feedfacefeedface", "name": "other digits"}
+    path.write_text(json.dumps(run))
+    problems = report_build.study_data_problems(summary, out)
+    assert len(problems) == 1
+    assert f"{arch} adam" in problems[0] and "other digits" in problems[0] and "feedfacefeedface" in problems[0]
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"[]", "where a record"), (b"{}", "where a record"), (b'{"meta": {"code', "not valid JSON"),
+    (b"\xff\xfe\x00junk", "not UTF-8"),
+])
+def test_the_report_names_a_bad_record_and_says_how_to_remake_it(tmp_path, content, match):
+    paths = report_build.record_paths(tmp_path)
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    with pytest.raises(report_build.ReportError, match=match) as error:
+        report_build.load_records(tmp_path)
+    assert "remake it with `python -m checks --quick`" in str(error.value)
+
+
+def test_a_truncated_benchmark_record_is_named(tmp_path):
+    (tmp_path / "bench.json").write_text('{"code_version": "ab')
+    with pytest.raises(report_build.ReportError, match="bench.json is not valid JSON.*python -m ae.bench"):
+        report_build.load_benchmark(tmp_path)
+
+
+# --- bad data and bad arguments: one line, exit 2, nothing written --------------------------------
+
+def damaged(folder, name, content):
+    (folder / name).unlink()
+    if isinstance(content, str):
+        (folder / name).mkdir()
+    else:
+        (folder / name).write_bytes(content)
+
+
+def corrupt_deflate(raw):
+    packed = bytearray(gzip.compress(raw))
+    packed[len(packed) // 2: len(packed) // 2 + 8] = b"\xff" * 8  # a valid header, a broken stream
+    return bytes(packed)
+
+
+@pytest.mark.parametrize("name, content, match", [
+    ("train-images-idx3-ubyte.gz", gzip.compress(idx_bytes(np.zeros((60, 32, 32)))), "32x32 pixels"),
+    ("t10k-images-idx3-ubyte.gz", gzip.compress(idx_bytes(np.zeros((20, 28, 27)))), "28x27 pixels"),
+    ("train-images-idx3-ubyte.gz", gzip.compress(idx_bytes(np.zeros((0, 28, 28)))), "holds 0 items"),
+    ("t10k-labels-idx1-ubyte.gz", corrupt_deflate(idx_bytes(np.arange(20) % 10)), "corrupt gzip"),
+    ("train-images-idx3-ubyte.gz", "a directory", "cannot be read"),
+])
+def test_bad_idx_data_is_one_line_exit_2_and_writes_nothing(tmp_path, mnist, capsys, name, content, match):
+    damaged(mnist, name, content)
+    with pytest.raises(study_data.DataError, match=match):
+        study_data.load_idx_folder(mnist)
+    out = tmp_path / "out"
+    assert studies_cli.main(["--quick", "--data-dir", str(mnist), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert name in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value, match", [("0", "must be at least 1"), ("-5", "must be at least 1"),
+                                          ("many", "not a whole number")])
+def test_impossible_train_subsets_are_refused(tmp_path, mnist, capsys, value, match):
+    with pytest.raises(SystemExit) as exit_:
+        studies_cli.main(["--quick", "--data-dir", str(mnist), "--train-subset", value, "--out", str(tmp_path / "o")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--train-subset" in err and match in err
+
+
+def test_a_train_subset_larger_than_the_data_is_refused(tmp_path, mnist, capsys):
+    out = tmp_path / "o"
+    assert studies_cli.main(["--quick", "--data-dir", str(mnist), "--train-subset", "61", "--out", str(out)]) == 2
+    assert "training subset must be 1 to 60 digits" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_train_subset_applies_to_the_embedded_digits_too():
+    data = study_data.load(None, train_subset=300, seed=0)
+    assert data.train.shape == (784, 300) and data.test.shape == (784, 1000)
+    full = study_data.load(None)
+    assert data.fingerprint() != full.fingerprint()
+    assert np.array_equal(data.test, full.test)
+
+
+def test_grid_points_larger_than_the_training_set_are_capped_and_said(tmp_path, mnist, monkeypatch):
+    summary, messages = run_tiny(tmp_path / "s", (str(mnist), 50, 0), monkeypatch, hf_minibatches=[40, 4000],
+                                 minibatches=[10, 20, 200])
+    assert summary["grid_capped"] == {"200": 50, "4000": 50}
+    assert "minibatch 4000 capped to the 50 training digits" in summary["tuning_rule"]
+    assert any("minibatch 4000 is more than the 50 training digits" in m for m in messages)
+    batches = {g["minibatch_size"] for r in summary["architectures"].values() for g in r["tuned"]["hf"]["grid"]}
+    assert batches == {40, 50}
+
+
+def test_empty_test_inputs_are_refused():
+    import ae
+    model = ae.build([4, 2, 4], "ll")
+    model.init_weights(0)
+    with pytest.raises(ValueError, match="test_inputs have no columns"):
+        model.run_adam(np.ones((4, 10)), num_epoch=1, minibatch_size=5, test_inputs=np.ones((4, 0)))
+
+
+# --- fetch: another mirror; an HTML page named as such --------------------------------------------
+
+def test_fetch_takes_a_mirror_from_the_flag_or_the_environment(tmp_path, monkeypatch):
+    files = {name: f"bytes of {name}".encode() for name in ("a.gz", "b.gz")}
+    server = Server(files)
+    try:
+        sums = {name: __import__("hashlib").sha256(body).hexdigest() for name, body in files.items()}
+        monkeypatch.setattr("studies.fetch.SHA256", sums)
+        assert studies_cli.main(["fetch", "--data-dir", str(tmp_path / "a"), "--mirror", server.url]) == 0
+        assert (tmp_path / "a" / "a.gz").read_bytes() == files["a.gz"]
+        monkeypatch.setenv("AE_MNIST_MIRROR", server.url)
+        assert studies_cli.main(["fetch", "--data-dir", str(tmp_path / "b")]) == 0
+        assert (tmp_path / "b" / "b.gz").read_bytes() == files["b.gz"]
+    finally:
+        server.close()
+
+
+def test_fetch_says_when_the_server_sent_an_html_page(tmp_path):
+    server = Server({"a.gz": b"\n  <!DOCTYPE html><html><body>Sign in to the network</body></html>"})
+    try:
+        with pytest.raises(FetchError, match="returned an HTML page, not the file; sha256"):
+            fetch(tmp_path, server.url, {"a.gz": "0" * 64}, progress=lambda m: None)
+    finally:
+        server.close()
+    assert not list(tmp_path.iterdir())
+
+
+# --- stopping: a failed run, Ctrl-C, SIGTERM, SIGKILL ------------------------------------------------
+
+def test_a_failed_run_stops_the_batch_at_once_naming_the_run(tmp_path, mnist):
+    bad = runner.make_config("linear 784-2-784", "adam", -1.0, 10, 2, 0)  # refused by the step rule
+    slow = [runner.make_config("tanh 784-64-2-64-784", "adam", 0.01, 10, 400, s) for s in range(6)]
+    pool = runner.make_executor(2)
+    data = study_data.load_idx_folder(mnist)
+    try:
+        with pytest.raises(runner.StudyError, match=r"run linear 784-2-784 adam step -1.0 batch 10 seed 0 "
+                                                    r"failed: ValueError: step_size must be positive"):
+            runner.run_batch([bad] + slow, (str(mnist), None, 0), tmp_path, pool, lambda m: None,
+                             data.fingerprint())
+    finally:
+        pool.shutdown()
+    assert runner.saved_runs(tmp_path, data.fingerprint()) == 0  # the slow runs were cancelled or stopped
+
+
+SLOW_STUDY = """
+import sys
+from studies import runner, __main__ as cli
+if __name__ == "__main__":  # spawned workers import this file too
+    runner.MODES["quick"] = {"architectures": ["tanh 784-64-2-64-784"], "epochs": 3000, "steps": slice(1, 3),
+                             "minibatches": [20], "hf_minibatches": [60]}
+    sys.exit(cli.main(["--quick", "--data-dir", sys.argv[1], "--out", sys.argv[2], "--workers", "2"]))
+"""
+
+
+def group_members(pgid):
+    """Live processes (not zombies) of a process group."""
+    members = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def start_slow_study(tmp_path, mnist):
+    script = tmp_path / "slow_study.py"
+    script.write_text(textwrap.dedent(SLOW_STUDY))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, str(script), str(mnist), str(tmp_path / "out")], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while len(group_members(process.pid)) < 3:  # the study and its two workers
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the workers never started"
+        time.sleep(0.2)
+    time.sleep(1.0)  # the workers are inside their first runs
+    return process
+
+
+def wait_for_empty_group(pgid, seconds=20):
+    deadline = time.monotonic() + seconds
+    while group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return group_members(pgid)
+
+
+@posix_only
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_the_study_and_its_workers(tmp_path, mnist, how):
+    process = start_slow_study(tmp_path, mnist)
+    if how == "ctrl-c":  # the terminal sends SIGINT to the whole foreground group
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        os.kill(process.pid, signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "interrupted: 0 finished runs of this study are saved in" in err and "run the same command" in err
+    assert "Traceback" not in err
+    assert wait_for_empty_group(process.pid) == []
+
+
+@posix_only
+def test_workers_do_not_outlive_a_killed_study(tmp_path, mnist):
+    process = start_slow_study(tmp_path, mnist)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=30)  # returns once the workers, which share its pipes, are gone too
+    assert wait_for_empty_group(process.pid) == []
+    assert not list((tmp_path / "out").glob("runs/*.json"))  # nobody wrote for a dead study
+
+
+def test_fetch_ctrl_c_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(studies_cli, "fetch", interrupted)
+    assert studies_cli.main(["fetch", "--data-dir", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("fetch interrupted") and "resumes" in err and len(err.strip().splitlines()) == 1
+
+
+# --- two studies, one folder --------------------------------------------------------------------------
+
+HOLD_LOCK = """
+import sys, time
+from studies import runner
+with runner.folder_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_study_on_a_taken_folder_names_the_holder_and_exits(tmp_path, mnist, capsys):
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert studies_cli.main(["--quick", "--data-dir", str(mnist), "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert f"is in use by process {holder.pid}" in err and "--out" in err
+        assert not (out / "runs").exists()
+    finally:
+        holder.kill()
+        holder.communicate()
+    with runner.folder_lock(out):  # the holder's death released it
+        with runner.folder_lock(out):  # and the lock is re-entrant within one process
+            pass
+
+
+SAVE_MANY = """
+import sys
+import numpy as np
+from studies import runner
+writer = int(sys.argv[2])
+for i in range(40):
+    record = {"key": "samekey", "writer": writer, "i": i}
+    runner.save_record(sys.argv[1], record, {"a": np.full(2000, writer * 1000 + i, dtype=float)})
+"""
+
+
+def test_two_processes_saving_the_same_record_never_collide(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writers = [subprocess.Popen([sys.executable, "-c", SAVE_MANY, str(tmp_path), str(w)], cwd=ROOT, env=env,
+                                stderr=subprocess.PIPE, text=True) for w in (1, 2)]
+    for writer in writers:
+        _, err = writer.communicate(timeout=120)
+        assert writer.returncode == 0, err
+    record = json.loads((tmp_path / "runs" / "samekey.json").read_text())
+    arrays = runner.load_arrays(tmp_path, "samekey")
+    assert record["writer"] in (1, 2) and arrays["a"].shape == (2000,)
+    assert not list((tmp_path / "runs").glob("*.tmp"))
