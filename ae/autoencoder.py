@@ -116,6 +116,21 @@ class Autoencoder:
         Jp = self.net.compute_Rp_outputs()
         return self.net.compute_loss_grad(Jp / N, remember=False)
 
+    def compute_example_gradient_squares(self):
+        """(1/N) sum_i g_i * g_i at the point and batch of the last ``compute_loss``.
+
+        g_i is the gradient of example i's own loss 1/2 ||x_i - z_i||^2, so
+        this is the diagonal of the empirical Fisher matrix (1/N) sum_i g_i g_i^T
+        (Hessian-free optimization preconditions with it).  The layers keep
+        dF/dz = (z - x)/N, whose per-example products are g_i / N: hence the factor N.
+        """
+        if self._loss_point is None or self._loss_point[0] != self.net.version:
+            raise ValueError("compute_example_gradient_squares works at the point of the last compute_loss: "
+                             "call compute_loss(inputs) first")
+        squares = self.net.compute_example_gradient_squares()
+        squares *= self._loss_point[1]
+        return squares
+
     def get_activations(self, layer_number):
         return self.net.get_activations(layer_number)
 

@@ -148,6 +148,33 @@ class FFNet:
         return self._backward_pass(derivs, lambda layer, d, below: layer.backward(
             d, remember=remember, input_derivs=below))
 
+    def compute_example_gradient_squares(self):
+        """sum_i g_i * g_i (elementwise) over the columns i of the last remembered backward pass,
+        g_i the flat gradient that column i alone contributes to ``compute_loss_grad``.
+
+        Per layer: W's part is (dU * dU)(Z * Z)^T and b's is (dU * dU) 1, one
+        matrix product.  A tied matrix's per-column gradient is A_i + B_i^T
+        (encoder's and decoder's parts), whose square has the cross term
+        2 sum_i A_i * B_i^T = 2 (dU_enc * Z_dec)(Z_enc * dU_dec)^T: again one product.
+        """
+        out, factors = None, []
+        for idx, layer in zip(self._index, self.layers):
+            du, Z = layer.example_gradient_factors()
+            factors.append((du, Z))
+            du2 = du * du
+            block = np.concatenate([(du2 @ (Z * Z).T).ravel()] + ([du2.sum(axis=1)] if layer.use_bias else []))
+            if out is None:
+                out = numeric.zeros(self.params_number, block.dtype)
+            out[idx] += block  # a shared matrix's entries receive both layers' squares
+        for dec, enc in self.ties.items():
+            (du_e, Z_e), (du_d, Z_d) = factors[enc], factors[dec]
+            n_in, n_out = self.layers[enc].shape
+            W_part = self._index[enc]
+            W_part = (slice(W_part.start, W_part.start + n_in * n_out) if isinstance(W_part, slice)
+                      else W_part[: n_in * n_out])
+            out[W_part] += 2 * ((du_e * Z_d) @ (Z_e * du_d).T).ravel()
+        return out
+
     def compute_Rp_outputs(self):
         """J p for the direction p of the last set_direction (the R-forward pass)."""
         if not self._direction_set:

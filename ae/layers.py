@@ -210,3 +210,14 @@ class FCLayer(BaseLayer):
     def get_activations(self):
         self._require("inputs", "forward")
         return self.z
+
+    def get_preactivations(self):
+        """(U, R{U}) of the last forward and R-forward passes (R{U} None before any R-forward)."""
+        self._require("inputs", "forward")
+        return self.u, self.Ru
+
+    def example_gradient_factors(self):
+        """(dU, Z) of the last remembered backward pass: the gradient of column i alone is
+        dU[:, i] Z[:, i]^T for W (and dU[:, i] for b), so per-example sums need no loop."""
+        self._require("derivs", "backward")
+        return self._times_g1(self.derivs), self.inputs

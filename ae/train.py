@@ -19,11 +19,18 @@ one entry per epoch, measured on the whole set at the end of the epoch:
   excluded); ``passes``: cumulative forward-backward passes over the train
   set spent by the steps (GN products count as one pass of their batch).
 
-``initial`` holds the same measures at the starting weights.  If a minibatch
-objective is NaN/inf or exceeds ``divergence_factor`` times the larger of the
-initial objective and the loss of predicting zeros, training stops, the model
-keeps the last weights that were still finite and in bounds, ``diverged``
-says where and why, and a RuntimeWarning (and the progress bar) says it.
+``initial`` holds the same measures at the starting weights.
+
+Divergence guard.  The bound is ``divergence_factor`` times the larger of the
+initial objective and the loss of predicting zeros.  A step's minibatch
+objective is measured at the weights the step starts from; when it is NaN/inf
+or above the bound, or a step makes the weights NaN/inf, or an epoch ends with
+the full-set objective above the bound, training stops.  The model then keeps
+the last weights whose objective was finite and inside the bound: the
+weights before the offending step if their full-set objective is, else the
+weights of the last epoch end (or the initial ones) whose full-set objective
+was.  ``diverged`` says where, why, which weights were kept and their
+full-set objective, and a RuntimeWarning (and the progress bar) says it.
 """
 
 import sys
@@ -137,7 +144,30 @@ def train(model, stepper, inputs, num_epoch, minibatch_size, l2_coef=0.0, test_i
     history["initial"] = measure({})
     zero_output_loss = float((inputs * inputs).sum()) / (2 * N)
     bound = divergence_factor * max(history["initial"]["train_objective"], zero_output_loss)
+    # the weights of the last full-set measurement inside the bound: the fallback of the guard
+    checkpoint, checkpoint_name = w, "the initial weights"
+    checkpoint_objective = history["initial"]["train_objective"]
+
+    def stop(epoch, batch_number, problem, candidate, candidate_name):
+        """Keep ``candidate`` if its full-set objective is finite and in bounds, else the checkpoint."""
+        kept, kept_name, kept_objective = checkpoint, checkpoint_name, checkpoint_objective
+        if candidate is not None:
+            objective = evaluate(model, inputs, candidate, l2_coef)[1]
+            if np.isfinite(objective) and objective <= bound:
+                kept, kept_name, kept_objective = candidate, candidate_name, objective
+        model.set_weights(kept)
+        history["diverged"] = {"epoch": epoch, "minibatch": batch_number, "reason": problem,
+                               "kept": kept_name, "kept_objective": kept_objective, "bound": bound}
+        message = (f"{name} diverged at epoch {epoch}, minibatch {batch_number}: {problem}; stopped "
+                   f"and kept {kept_name} (objective {kept_objective:.4g})")
+        if display:
+            bar.write(message, file=sys.stderr)
+        bar.close()
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        return history
+
     seconds, examples = 0.0, 0
+    previous = None  # the weights before the last step
     bar = tqdm(range(1, num_epoch + 1), desc=name, disable=not display, leave=True)
     for epoch in bar:
         # a full batch is not shuffled: reordering its columns would only change round-off
@@ -149,20 +179,21 @@ def train(model, stepper, inputs, num_epoch, minibatch_size, l2_coef=0.0, test_i
             new_w, objective, state, info = stepper.step(model, batch, w, l2_coef, state)
             seconds += time.perf_counter() - tic
             examples += model.examples_processed - seen
-            problem = _divergence(objective, new_w, bound)
-            if problem:
-                model.set_weights(w)  # the last weights that were finite and in bounds
-                history["diverged"] = {"epoch": epoch, "minibatch": batch_number, "reason": problem}
-                message = f"{name} diverged at epoch {epoch}, minibatch {batch_number}: {problem}; stopped"
-                if display:
-                    bar.write(message, file=sys.stderr)
-                bar.close()
-                warnings.warn(message, RuntimeWarning, stacklevel=3)
-                return history
-            w = new_w
+            problem = _divergence(objective, bound)
+            if problem:  # w itself is out: its objective broke the bound
+                return stop(epoch, batch_number, problem, previous, "the weights before the last step")
+            if not _finite(new_w):  # w was fine, the step was not
+                return stop(epoch, batch_number, "the step made the weights NaN or inf", w,
+                            "the weights before the step")
+            previous, w = w, new_w
             for key, value in info.items():
                 history.setdefault(key, []).append(value)
         record = measure({"seconds": seconds, "passes": examples / N})
+        if not (np.isfinite(record["train_objective"]) and record["train_objective"] <= bound):
+            return stop(epoch, None, f"the objective on the whole training set is {record['train_objective']:.4g}, "
+                        f"above the bound {bound:.4g}", None, None)
+        checkpoint, checkpoint_name = w, f"the weights at the end of epoch {epoch}"
+        checkpoint_objective = record["train_objective"]
         for key, value in record.items():
             history[key].append(value)
         history["epoch"].append(epoch)
@@ -172,15 +203,19 @@ def train(model, stepper, inputs, num_epoch, minibatch_size, l2_coef=0.0, test_i
     return history
 
 
-def _divergence(objective, new_w, bound):
+def _finite(w):
+    try:
+        numeric.check_array(w, "weights")
+    except ValueError:
+        return False
+    return True
+
+
+def _divergence(objective, bound):
     """A sentence saying why training must stop, or '' if it may go on."""
     value = complex(objective).real
     if not np.isfinite(value):
         return f"the minibatch objective is {value}"
     if value > bound:
         return f"the minibatch objective {value:.4g} exceeds the bound {bound:.4g}"
-    try:
-        numeric.check_array(new_w, "weights")
-    except ValueError:
-        return "the step made the weights NaN or inf"
     return ""

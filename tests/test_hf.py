@@ -1,0 +1,224 @@
+"""Hessian-free optimization: each of its rules made to matter, its preconditioner, and every
+optimizer in every real number type."""
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+
+import ae
+from ae import numeric, optim
+from ae.hf import HessianFree, backtrack, conjugate_gradient, levenberg_marquardt
+
+
+class QuadraticModel:
+    """f(w) = 1/2 (w - c).A(w - c) standing in for an autoencoder; its "Gauss-Newton" product is
+    ``curvature`` @ v, exact when curvature is A, over-confident when it is smaller."""
+
+    def __init__(self, A, c, curvature):
+        self.A, self.c, self.curvature = A, c, curvature
+        self.w, self.batch_widths, self.gn_point_width = None, [], None
+        self.examples_processed = 0
+
+    def set_weights(self, w):
+        self.w = w
+
+    def compute_loss(self, batch):
+        self.batch_widths.append(batch.shape[1])
+        r = self.w - self.c
+        return 0.5 * r @ self.A @ r, self.A @ r
+
+    def compute_example_gradient_squares(self):
+        g = self.A @ (self.w - self.c)
+        return g * g
+
+    def compute_gaussnewtonvec(self, v):
+        if self.gn_point_width is None:
+            self.gn_point_width = self.batch_widths[-1]
+        return self.curvature @ v
+
+
+def spd(n, condition, seed=0):
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return Q @ np.diag(np.logspace(0, np.log10(condition), n)) @ Q.T
+
+
+def hf_step(model, w, batch_width=50, **options):
+    stepper = HessianFree(**{"gradient_chunks": 1, **options})
+    state = stepper.init(model, w)
+    model.set_weights(w)  # as the training loop does before each step
+    return stepper.step(model, np.zeros((1, batch_width)), w, 0.0, state)
+
+
+def test_lambda_goes_down_after_a_trustworthy_step_and_up_after_an_over_promising_one():
+    A = spd(30, 100)
+    c, w = np.zeros(30), np.random.default_rng(1).standard_normal(30)
+    _, _, state, info = hf_step(QuadraticModel(A, c, A), w, damping=1.0, max_cg_iterations=200)
+    assert info["reduction_ratio"] > 0.75 and state["damping"] == pytest.approx(2 / 3)
+    _, _, state, info = hf_step(QuadraticModel(A, c, 0.05 * A), w, damping=1e-3, max_cg_iterations=200)
+    assert info["reduction_ratio"] < 0.25 and state["damping"] == pytest.approx(1.5e-3)
+
+
+def test_levenberg_marquardt_rule():
+    assert levenberg_marquardt(1.0, 0.1) == 1.5 and levenberg_marquardt(1.0, None) == 1.5
+    assert levenberg_marquardt(1.0, 0.5) == 1.0
+    assert levenberg_marquardt(1.0, 0.9) == pytest.approx(2 / 3)
+
+
+def test_backtracking_returns_the_best_saved_iterate_when_the_last_is_worse():
+    values = {1: 5.0, 2: 3.0, 3: 4.0, 4: 6.0}
+    saved = [(i, i, None) for i in values]
+    assert backtrack(saved, values.get) == (1, 3.0)  # 6 > 4 > 3, and 5 is not below 3: stop
+    assert backtrack(saved[:1], values.get) == (0, 5.0)
+    # in a step: an over-confident curvature makes the last CG iterate overshoot, and an earlier one wins
+    A = spd(30, 100)
+    model = QuadraticModel(A, np.zeros(30), 0.3 * A)
+    _, _, _, info = hf_step(model, np.random.default_rng(1).standard_normal(30), damping=1e-3,
+                            max_cg_iterations=200)
+    assert info["backtrack_iteration"] < info["cg_iterations"]
+
+
+def test_a_warm_start_worse_than_zero_restarts_from_zero():
+    A = spd(20, 50)
+    b = np.random.default_rng(2).standard_normal(20)
+    cold = conjugate_gradient(lambda v: A @ v, b, np.zeros(20), np.ones(20), 5, tolerance=0)
+    bad = conjugate_gradient(lambda v: A @ v, b, -10 * np.linalg.solve(A, b), np.ones(20), 5, tolerance=0)
+    good = conjugate_gradient(lambda v: A @ v, b, 0.9 * np.linalg.solve(A, b), np.ones(20), 5, tolerance=0)
+    assert bad.restarted and not good.restarted and not cold.restarted
+    assert all(np.array_equal(x, y) for (_, x, _), (_, y, _) in zip(bad.saved, cold.saved))
+    assert good.saved[-1][2] < cold.saved[-1][2]  # a good warm start is kept and helps
+    # in a step: the previous step's iterate, pointing uphill, is dropped
+    model = QuadraticModel(A, np.zeros(20), A)
+    stepper = HessianFree(gradient_chunks=1)
+    w = np.random.default_rng(3).standard_normal(20)
+    state = {**stepper.init(model, w), "previous": 100 * (A @ w)}
+    model.set_weights(w)
+    _, _, _, info = stepper.step(model, np.zeros((1, 10)), w, 0.0, state)
+    assert info["cg_restarted"]
+
+
+def test_the_stopping_rule_ends_cg_early_on_an_ill_conditioned_quadratic():
+    d = np.logspace(0, 4, 400)
+    b = np.random.default_rng(4).standard_normal(400)
+    ruled = conjugate_gradient(lambda v: d * v, b, np.zeros(400), np.ones(400), 1000)
+    unruled = conjugate_gradient(lambda v: d * v, b, np.zeros(400), np.ones(400), 1000, tolerance=0)
+    assert ruled.stopped_by == "progress" and ruled.iterations < 200
+    # with no tolerance the rule fires only once round-off stops all progress, past n iterations
+    assert unruled.iterations >= 400
+
+
+def test_conjugate_gradient_solves_a_spd_system_and_its_model_decreases():
+    A = spd(8, 10)
+    b = np.random.default_rng(0).standard_normal(8)
+    result = conjugate_gradient(lambda v: A @ v, b, np.zeros(8), np.ones(8), 50, tolerance=0)
+    np.testing.assert_allclose(A @ result.saved[-1][1], b, atol=1e-10)
+    phis = [phi for _, _, phi in result.saved]
+    assert all(x >= y for x, y in zip(phis, phis[1:]))
+
+
+@pytest.mark.parametrize("fraction, n", [(0.1, 50), (0.25, 50), (1.0, 7), (0.01, 30)])
+def test_the_curvature_batch_is_the_stated_fraction(fraction, n):
+    A = spd(10, 10)
+    model = QuadraticModel(A, np.zeros(10), A)
+    _, _, _, info = hf_step(model, np.ones(10), batch_width=n, curvature_fraction=fraction)
+    assert info["curvature_batch"] == model.gn_point_width == math.ceil(fraction * n)
+
+
+def test_each_hf_step_records_its_diagnostics():
+    X = np.random.default_rng(0).random((6, 40))
+    model = ae.build([6, 3, 2, 3, 6], "tlts")
+    model.init_weights(0)
+    history = model.run_hf(X, num_epoch=3, max_cg_iterations=20)
+    for key in ("damping", "reduction_ratio", "cg_iterations", "cg_stopped_by", "cg_restarted",
+                "backtrack_iteration", "step_length", "curvature_batch"):
+        assert len(history[key]) == 3, key
+    assert all(1 <= b <= c for b, c in zip(history["backtrack_iteration"], history["cg_iterations"]))
+    assert history["curvature_batch"] == [4, 4, 4]
+
+
+# --- the preconditioner: exact per-example squared gradients ------------------------------------------
+
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("dtype", ["float64", "object"])
+def test_example_gradient_squares_equal_a_loop_over_single_examples(tied, dtype):
+    X = np.random.default_rng(5).random((5, 6))
+    model = ae.build([5, 4, 2, 4, 5], "tlts", tied=tied)
+    with mpmath.workdps(30):
+        model.init_weights(1, dtype=dtype)
+        X = numeric.astype(X, dtype)
+        model.compute_loss(X)
+        squares = model.compute_example_gradient_squares()
+        reference = 0
+        for i in range(X.shape[1]):
+            _, g = model.compute_loss(X[:, i:i + 1])
+            reference = reference + g * g
+        reference = reference / X.shape[1]
+        assert squares.dtype == reference.dtype == np.dtype(dtype)
+        error = numeric.to_float64(squares - reference)
+        scale = float(numeric.to_float64(reference).max())
+        assert np.abs(error).max() <= (1e-28 if dtype == "object" else 1e-14) * scale
+
+
+def test_example_gradient_squares_need_a_loss_first():
+    model = ae.build([4, 2, 4], "ll")
+    model.init_weights(0)
+    with pytest.raises(ValueError, match="compute_loss"):
+        model.compute_example_gradient_squares()
+
+
+# --- every optimizer in every real number type ---------------------------------------------------
+
+OPTIONS = {"sgd": {"step_size": 0.05}, "momentum": {"step_size": 0.02}, "rmsprop": {"step_size": 0.003},
+           "adam": {"step_size": 0.003}, "hf": {"max_cg_iterations": 10}}
+
+
+@pytest.mark.parametrize("method", OPTIONS)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "object"])
+def test_every_optimizer_keeps_the_number_type_it_was_given(method, dtype):
+    X = np.random.default_rng(0).random((6, 8))
+    model = ae.build([6, 3, 2, 3, 6], "tlts")
+    with mpmath.workdps(30):
+        w0 = model.init_weights(0, dtype=dtype)
+        data = numeric.astype(X, dtype)
+        history = getattr(model, f"run_{method}")(data, num_epoch=2, minibatch_size=4, test_inputs=data,
+                                                  **OPTIONS[method])
+        w = model.get_weights()
+    assert w.dtype == np.dtype(dtype)
+    if dtype == "object":
+        assert all(isinstance(v, mpmath.mpf) and v.context.prec >= 53 for v in w)
+    assert not np.array_equal(numeric.to_float64(w), numeric.to_float64(w0))  # it trained
+    assert history["train_loss"][-1] < history["initial"]["train_loss"]
+
+
+def test_an_mpmath_run_keeps_its_digits():
+    """At 30 digits the trained weights agree with float64's to float64's round-off, no worse:
+    nothing on the way was rounded to float."""
+    X = np.random.default_rng(0).random((6, 8))
+    results = {}
+    for dtype in ("float64", "object"):
+        model = ae.build([6, 3, 2, 3, 6], "tlts")
+        with mpmath.workdps(30):
+            model.init_weights(0, dtype=dtype)
+            model.run_adam(numeric.astype(X, dtype), step_size=0.01, num_epoch=3, minibatch_size=4)
+            results[dtype] = model.get_weights()
+    with mpmath.workdps(30):
+        reference = results["object"]
+        low = numeric.to_mp(results["float64"])
+        difference = max(abs(a - b) for a, b in zip(reference, low))
+        # a value of exactly float64 precision would sit on the float64 grid
+        off_grid = sum(mpmath.mpf(float(v)) != v for v in reference)
+    assert 0 < difference < 1e-12
+    assert off_grid > len(reference) // 2
+
+
+@pytest.mark.parametrize("rule", [optim.SGD(0.1), optim.Momentum(0.1), optim.RMSprop(0.1), optim.Adam(0.1)])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "object"])
+def test_step_rule_states_live_in_the_weights_type(rule, dtype):
+    w = numeric.astype(np.linspace(-1, 1, 5), dtype)
+    state = rule.init(w)
+    step, state = rule.update(w * 0.5, state)
+    assert step.dtype == np.dtype(dtype)
+    arrays = [a for a in (state if isinstance(state, tuple) else (state,)) if isinstance(a, np.ndarray)]
+    assert all(a.dtype == np.dtype(dtype) for a in arrays)
