@@ -1,5 +1,12 @@
 """Autoencoder: loss (1), gradient, Hessian-vector and Gauss-Newton-vector products.
 
+Data are features x objects: one column per example.  (A square X passed the
+other way round cannot be told apart: transpose examples-by-rows data first.)
+
+Every ``run_*`` adds an L2 term l2_coef/2 w.w with ``l2_coef=1e-5`` by
+default (torch's weight_decay is 0: pass ``l2_coef=0`` to match) and keeps the
+number type of the weights and data it is given (float32, float64, mpmath).
+
 F(theta) = (1/N) sum_i 1/2 ||x_i - z^L(x_i, theta)||^2 over the N columns of
 the batch.  ``compute_hessvec`` and ``compute_gaussnewtonvec`` work at the
 weights and batch of the last ``compute_loss`` and reuse its forward and

@@ -11,7 +11,8 @@ block then holds only its own bias.  Internally every layer keeps its full
 in the flat vector.  So weights are gathered through the index, and a
 gradient (or Hv, GNv) is the sum of each layer's full-block result scattered
 back through it: the transpose of the tying map, which adds the decoder's
-dW^T to the encoder's dW as section 1.2 of the assignment derives.
+dW^T to the encoder's dW: the chain rule through W_decoder = W_encoder^T gives
+dF/dW_encoder = (its own term) + (dF/dW_decoder)^T.
 """
 
 import numpy as np

@@ -11,15 +11,37 @@ The formulas are those of torch.optim, so iterates agree to round-off:
 * Adam:      m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
              w -= lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
-States live in the weights' number type (float32 stays float32).  ``update``
+States are NamedTuples (``AdamState(count, mu, nu)``, as in optax) whose
+arrays live in the weights' number type (float32 stays float32).  ``update``
 consumes the state it is given: its arrays are updated in place (an Adam step
 over 470,000 weights costs two temporaries instead of nine), so keep a copy
 if you need the old state.
 """
 
 import math
+from typing import NamedTuple
+
+import numpy as np
 
 from ae import numeric
+
+
+class EmptyState(NamedTuple):
+    """SGD keeps nothing between steps."""
+
+
+class MomentumState(NamedTuple):
+    velocity: np.ndarray
+
+
+class RMSpropState(NamedTuple):
+    mean_square: np.ndarray
+
+
+class AdamState(NamedTuple):
+    count: int  # steps taken, t of the bias corrections
+    mu: np.ndarray  # first moment m
+    nu: np.ndarray  # second moment v
 
 
 def _positive(name, value):
@@ -41,7 +63,7 @@ class SGD:
         self.step_size = _positive("step_size", step_size)
 
     def init(self, w):
-        return ()
+        return EmptyState()
 
     def update(self, g, state):
         return -self.step_size * g, state
@@ -56,17 +78,18 @@ class Momentum:
         self.nesterov = bool(nesterov)
 
     def init(self, w):
-        return numeric.zeros_like(w)
+        return MomentumState(numeric.zeros_like(w))
 
-    def update(self, g, velocity):
+    def update(self, g, state):
+        velocity = state.velocity
         velocity *= self.momentum
         velocity += g
         direction = g + self.momentum * velocity if self.nesterov else velocity
-        return -self.step_size * direction, velocity
+        return -self.step_size * direction, state
 
 
 class RMSprop:
-    """torch.optim.RMSprop(alpha=rho)."""
+    """torch.optim.RMSprop(alpha=rho).  Note the default rho = 0.9 (Hinton's); torch's alpha is 0.99."""
 
     def __init__(self, step_size, rho=0.9, eps=1e-8):
         self.step_size = _positive("step_size", step_size)
@@ -74,16 +97,17 @@ class RMSprop:
         self.eps = _positive("eps", eps)
 
     def init(self, w):
-        return numeric.zeros_like(w)
+        return RMSpropState(numeric.zeros_like(w))
 
-    def update(self, g, mean_square):
+    def update(self, g, state):
+        mean_square = state.mean_square
         mean_square *= self.rho
         mean_square += (1 - self.rho) * (g * g)
         denominator = numeric.sqrt(mean_square)
         denominator += self.eps
         step = g * -self.step_size
         step /= denominator
-        return step, mean_square
+        return step, state
 
 
 class Adam:
@@ -94,7 +118,7 @@ class Adam:
         self.eps = _positive("eps", eps)
 
     def init(self, w):
-        return 0, numeric.zeros_like(w), numeric.zeros_like(w)
+        return AdamState(0, numeric.zeros_like(w), numeric.zeros_like(w))
 
     def update(self, g, state):
         # torch.optim.Adam's arrangement: lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
@@ -109,4 +133,4 @@ class Adam:
         denominator += self.eps
         step = m * (-self.step_size / (1 - self.beta1**t))
         step /= denominator
-        return step, (t, m, v)
+        return step, AdamState(t, m, v)

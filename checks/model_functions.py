@@ -73,8 +73,8 @@ def kink_distance(model, inputs, w, p, safety=0.5):
     distance = np.inf
     for layer in model.layers:
         if isinstance(layer.afun, LeakyReluActivationFunction):
-            u = np.abs(numeric.to_float64(layer.u))
-            Ru = np.abs(numeric.to_float64(layer.Ru))
+            u, Ru = layer.get_preactivations()
+            u, Ru = np.abs(numeric.to_float64(u)), np.abs(numeric.to_float64(Ru))
             moving = Ru > 0
             if moving.any():
                 distance = min(distance, float((u[moving] / Ru[moving]).min()))

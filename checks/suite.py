@@ -28,7 +28,7 @@ FULL = QUICK + [
     ([5, 2, 5], "ll", False, True, 3),
 ]
 
-TARGETS = {  # float64 unless said; DESIGN.md's table
+TARGETS = {  # float64 unless said; the lab's accuracy targets
     "complex step": 1e-14, "central best": {"gradient": 1e-9, "Hv": 1e-8, "GNv": 1e-8},
     "forward at sqrt(eps)": 1e-6, "slope": 0.1, "mp-central best": 1e-30,
     "mp-complex": 1e-45, "taylor slope": 0.05, "dense": 1e-14, "dense central": 1e-8,

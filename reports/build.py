@@ -278,8 +278,13 @@ def study_section(study, fig):
     for arch, slug in slugs.items():
         out.append(f"== {esc(arch)}\n")
         out.append(figure(f"{fig}/convergence_{slug}.pdf", f"{esc(arch)}: validation loss of the tuned "
-                          "optimizers against epochs and training seconds; dashed: PCA-2."))
+                          "optimizers against epochs, training seconds and examples processed (gradient and "
+                          "curvature examples both count; log scale); dashed: PCA-2."))
         out.append(figure(f"{fig}/tuning_{slug}.pdf", f"{esc(arch)}: the tuning grids."))
+        out.append(figure(f"{fig}/hf_{slug}.pdf", f"{esc(arch)}: the tuned Hessian-free run step by step: "
+                          "the damping $lambda$, the reduction ratio $rho$ that moves it (below 1/4: "
+                          "$lambda$ grows by 3/2; above 3/4: it shrinks by 2/3), and how many CG iterations "
+                          "each step ran and which saved iterate backtracking kept."))
         out.append(figure(f"{fig}/codes_{slug}.pdf", f"{esc(arch)}: 2-D codes of the validation digits at "
                           "the initial weights, at the trained weights of the winner, and the PCA-2 projection."))
     out.append(figure(f"{fig}/reconstructions.pdf", "Validation digits, their PCA-2 reconstructions and "
@@ -305,7 +310,7 @@ def synthetic_section(synthetic):
     return "".join(out)
 
 
-# the performance targets of issue 7: (ratio key, label, bound, batch size of the rows it
+# the engine's performance targets: (ratio key, label, bound, batch size of the rows it
 # applies to or None for all rows)
 TIMING_TARGETS = [("x_gemm_bound", "x GEMM", 1.3, 1000), ("x_torch", "x torch", 0.8, None),
                   ("x_jax", "x jax", 1.0, 1000)]

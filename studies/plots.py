@@ -25,8 +25,9 @@ def _history(folder, key):
 
 
 def convergence(summary, folder, arch, out):
-    """Validation loss of the tuned optimizers against epochs and wall-clock seconds."""
-    fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    """Validation loss of the tuned optimizers against epochs, wall-clock seconds and examples
+    processed (gradient and curvature examples both count)."""
+    fig, (by_epoch, by_time, by_work) = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
     for opt, tuned in summary["architectures"][arch]["tuned"].items():
         h = _history(folder, tuned["key"])
         if not h["test_loss"]:
@@ -38,13 +39,17 @@ def convergence(summary, folder, arch, out):
         losses = [h["initial"]["test_loss"]] + h["test_loss"]
         by_epoch.plot(epochs, losses, "-o", ms=3, color=COLORS[opt], label=label)
         by_time.plot([0] + h["seconds"], losses, "-o", ms=3, color=COLORS[opt])
-    for ax in (by_epoch, by_time):
+        n_train = summary["data"]["train"]  # passes over the training set -> examples
+        by_work.plot([p * n_train for p in h["passes"]], losses[1:], "-o", ms=3, color=COLORS[opt])
+    for ax in (by_epoch, by_time, by_work):
         ax.axhline(summary["pca2"]["test_loss"], color="black", ls="--", lw=1, label="PCA-2")
         ax.grid(True, alpha=0.3)
     top = summary["mean_only_test_loss"] * 1.15
     by_epoch.set_ylim(min(summary["pca2"]["test_loss"] * 0.6, by_epoch.get_ylim()[0]), top)
     by_epoch.set_xlabel("epoch")
     by_time.set_xlabel("training seconds")
+    by_work.set_xlabel("examples processed (gradient + curvature)")
+    by_work.set_xscale("log")
     by_epoch.set_ylabel("validation loss F (1)")
     by_epoch.legend(fontsize=7)
     fig.suptitle(f"{arch}: tuned optimizers (dashed: PCA-2 = {summary['pca2']['test_loss']:.2f})", fontsize=10)
@@ -81,6 +86,30 @@ def tuning(summary, arch, out):
     batches.legend(fontsize=7)
     fig.suptitle(f"{arch}: tuning grids", fontsize=10)
     return save_figure(fig, out, f"tuning_{_slug(arch)}")
+
+
+def hf_diagnostics(summary, folder, arch, out):
+    """Per step of the tuned HF run: lambda, rho, CG iterations and the iterate backtracking chose."""
+    h = _history(folder, summary["architectures"][arch]["tuned"]["hf"]["key"])
+    steps = np.arange(1, len(h.get("damping", [])) + 1)
+    fig, (damping, ratio, cg) = plt.subplots(1, 3, figsize=(13, 3.6))
+    damping.semilogy(steps, h.get("damping", []), "-o", ms=3, color=COLORS["hf"])
+    damping.set_title("damping lambda", fontsize=9)
+    rho = [np.nan if r is None else r for r in h.get("reduction_ratio", [])]
+    ratio.plot(steps, rho, "-o", ms=3, color=COLORS["hf"])
+    for level in (0.25, 0.75):
+        ratio.axhline(level, color="gray", ls=":", lw=1)
+    ratio.set_ylim(-1, 1.5)
+    ratio.set_title("reduction ratio rho (dotted: 1/4, 3/4)", fontsize=9)
+    cg.plot(steps, h.get("cg_iterations", []), "-o", ms=3, color=COLORS["hf"], label="CG iterations")
+    cg.plot(steps, h.get("backtrack_iteration", []), "s", ms=3, color="black", label="iterate chosen")
+    cg.legend(fontsize=7)
+    cg.set_title("CG iterations per step", fontsize=9)
+    for ax in (damping, ratio, cg):
+        ax.set_xlabel("HF step")
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(f"{arch}: the tuned HF run, step by step", fontsize=10)
+    return save_figure(fig, out, f"hf_{_slug(arch)}")
 
 
 def codes(summary, folder, dataset, arch, out):
@@ -124,6 +153,7 @@ def all_figures(summary, folder, dataset, out):
     for arch in summary["architectures"]:
         paths += convergence(summary, folder, arch, out)
         paths += tuning(summary, arch, out)
+        paths += hf_diagnostics(summary, folder, arch, out)
         paths += codes(summary, folder, dataset, arch, out)
     paths += reconstructions(summary, folder, dataset, out)
     return paths

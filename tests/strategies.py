@@ -44,7 +44,7 @@ def relu_margin(model, inputs, weights):
     model.set_weights(weights)
     model.compute_outputs(inputs)
     margins = [
-        np.abs(layer.u).min() for layer in model.layers
+        np.abs(layer.get_preactivations()[0]).min() for layer in model.layers
         if isinstance(layer.afun, ae.LeakyReluActivationFunction)
     ]
     return min(margins, default=np.inf)

@@ -220,5 +220,7 @@ def test_step_rule_states_live_in_the_weights_type(rule, dtype):
     state = rule.init(w)
     step, state = rule.update(w * 0.5, state)
     assert step.dtype == np.dtype(dtype)
-    arrays = [a for a in (state if isinstance(state, tuple) else (state,)) if isinstance(a, np.ndarray)]
+    assert type(state).__name__.endswith("State")  # a NamedTuple with named fields, as in optax
+    arrays = [a for a in state if isinstance(a, np.ndarray)]
+    assert len(arrays) == {"SGD": 0, "Momentum": 1, "RMSprop": 1, "Adam": 2}[type(rule).__name__]
     assert all(a.dtype == np.dtype(dtype) for a in arrays)

@@ -94,3 +94,25 @@ def test_a_current_benchmark_record_is_shown_and_a_stale_one_is_not(results, tmp
         assert "No current benchmark record" in text
     finally:
         path.unlink()
+
+
+def test_the_report_shows_each_tuned_hf_run_step_by_step(results, tmp_path):
+    text = " ".join(pdf_text(build(results, tmp_path / "report.pdf")).split())
+    assert "the tuned Hessian-free run step by step" in text
+    for arch in TINY["architectures"]:
+        slug = arch.replace(" ", "_").replace("-", "_")
+        assert (results / "study-quick" / "figures" / f"hf_{slug}.pdf").exists()
+
+
+def test_a_summary_over_runs_of_other_data_stops_the_build(results, tmp_path):
+    summary = json.loads((results / "study-quick" / "summary.json").read_text())
+    key = summary["architectures"][TINY["architectures"][1]]["tuned"]["sgd"]["key"]
+    path = results / "study-quick" / "runs" / f"{key}.json"
+    original = path.read_text()
+    run = json.loads(original)
+    path.write_text(json.dumps({**run, "data": {**run["data"], "fingerprint": "0000000000000000"}}))
+    try:
+        with pytest.raises(ReportError, match=f"{TINY['architectures'][1]} sgd: the run {key}.json was trained on"):
+            build(results, tmp_path / "report.pdf")
+    finally:
+        path.write_text(original)

@@ -1,0 +1,23 @@
+"""Every Python block of the README runs as written."""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_the_readme_has_python_blocks():
+    assert BLOCKS
+
+
+@pytest.mark.parametrize("number", range(len(BLOCKS)))
+def test_a_readme_python_block_runs_as_written(number, tmp_path):
+    # a fresh interpreter in an empty folder: no name or file of the tests leaks in
+    result = subprocess.run([sys.executable, "-W", "error", "-c", BLOCKS[number]], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
