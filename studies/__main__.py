@@ -1,4 +1,4 @@
-"""python -m studies [--quick] [--data-dir DIR] [--train-subset N] [--workers K] [--out DIR]
+"""python -m studies [--quick] [--data-dir DIR] [--train-subset N] [--workers K | --scheduler ADDR] [--out DIR]
 python -m studies fetch --data-dir DIR [--mirror URL]
 
 Runs the MNIST optimizer study (see studies.runner for the tuning rule),
@@ -20,24 +20,53 @@ from studies.fetch import MIRROR, FetchError, fetch
 from studies.runner import StudyError, _dataset, folder_lock, run_study, saved_runs
 
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
+SCHEDULER_TIMEOUT = 10  # seconds to wait for a Dask scheduler before saying it is not there
 
 
 def summary_table(summary):
     pca_loss = summary["pca2"]["test_loss"]
     lines = [f"data: {summary['data']['name']}",
-             f"PCA-2 validation loss {pca_loss:.3f}   (mean image alone {summary['mean_only_test_loss']:.3f})",
-             f"{'architecture':34} {'optimizer':9} {'step':>7} {'batch':>6} {'val loss':>9} {'/ PCA-2':>8}"]
+             f"PCA-2 (fitted on train) test loss {pca_loss:.3f}   "
+             f"(mean image alone {summary['mean_only_test_loss']:.3f})",
+             f"tuned on the validation set; test loss over {summary['seeds']} seeds: median [min, max]",
+             f"{'architecture':30} {'optimizer':9} {'step':>7} {'batch':>6} {'test median':>11} "
+             f"{'[min, max]':>17} {'/ PCA-2':>8}"]
     for arch, result in summary["architectures"].items():
         for opt, tuned in result["tuned"].items():
-            loss = tuned["final_test_loss"]
             step = "-" if tuned["config"]["step_size"] is None else f"{tuned['config']['step_size']:g}"
-            mark = " <- best" if opt == result["winner"] else ""
-            lines.append(f"{arch:34} {opt:9} {step:>7} {tuned['config']['minibatch_size']:6d} "
-                         + (f"{loss:9.3f} {loss / pca_loss:8.3f}{mark}" if loss is not None else "  diverged"))
-        margin = result["margin"]
-        lines.append(f"{'':34} winner {result['winner']} by {margin:.3f} over {result['runner_up']}"
-                     if margin is not None else "")
+            median = tuned["median_test_loss"]
+            mark = " <- best" if opt == result["winner"] else " (tied)" if opt in result["tied"] and \
+                result["winner"] is None else ""
+            spread = f"[{tuned['min_test_loss']:.3f}, {tuned['max_test_loss']:.3f}]" if median is not None else ""
+            lines.append(f"{arch:30} {opt:9} {step:>7} {tuned['config']['minibatch_size']:6d} "
+                         + (f"{median:11.3f} {spread:>17} {median / pca_loss:8.3f}{mark}" if median is not None
+                            else "   diverged"))
+        lines.append(f"{'':30} {verdict(result)}")
     return "\n".join(lines)
+
+
+def verdict(result):
+    """One sentence: the winner and its margin, or the tie and who is in it."""
+    if result["winner"] is not None:
+        return (f"winner {result['winner']} by {result['margin']:.3f} over {result['runner_up']} "
+                "(more than either's seed spread)")
+    if result["margin"] is None:
+        return "no winner: the runs diverged"
+    return f"tie between {', '.join(result['tied'])}: their medians differ by less than their seed spreads"
+
+
+def connect(address, timeout=None):
+    """A Dask client of the scheduler at ``address``; StudyError naming the address if there is none."""
+    try:
+        import distributed
+    except ImportError:
+        raise StudyError("--scheduler needs Dask: pip install \"ae-lab[cluster]\" "
+                         "(or pip install \"dask[distributed]\")") from None
+    timeout = SCHEDULER_TIMEOUT if timeout is None else timeout
+    try:
+        return distributed.Client(address, timeout=timeout)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise StudyError(f"cannot reach a Dask scheduler at {address} within {timeout} s ({error})") from None
 
 
 def positive_int(text):
@@ -83,29 +112,41 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=None, help="folder with the four MNIST IDX files")
     parser.add_argument("--train-subset", type=positive_int, default=None,
                         help="train on a seeded subset of N of the training digits")
-    parser.add_argument("--workers", type=positive_int, default=2, help="parallel runs (default 2)")
+    parser.add_argument("--validation-size", type=positive_int, default=None,
+                        help="IDX data: validation digits drawn from the official training set (default 5000)")
+    workers = parser.add_mutually_exclusive_group()
+    workers.add_argument("--workers", type=positive_int, default=2, help="parallel runs on this machine (default 2)")
+    workers.add_argument("--scheduler", default=None,
+                         help="address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786) to send the runs to")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="results folder (default results/study[-quick])")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     out = args.out or ("results/study-quick" if args.quick else "results/study")
-    data_args = (args.data_dir, args.train_subset, args.seed)
+    data_args = (args.data_dir, args.train_subset, args.seed, args.validation_size)
 
     def progress(message):
         print(message, file=sys.stderr, flush=True)
 
     _stop_on_sigterm()
-    dataset = None
+    dataset = client = None
     try:
         try:
             dataset = _dataset(*data_args)
         except study_data.DataError as error:
             print(f"data: {error}", file=sys.stderr)
             return 2
-        progress(f"study ({mode}) on {dataset.describe()['name']}, results in {out}")
+        if args.scheduler:
+            try:
+                client = connect(args.scheduler)
+            except StudyError as error:
+                print(f"scheduler: {error}", file=sys.stderr)
+                return 2
+        progress(f"study ({mode}) on {dataset.describe()['name']}, results in {out}"
+                 + (f", runs on the Dask cluster at {args.scheduler}" if client else ""))
         with folder_lock(out):
             summary = run_study(out, mode=mode, data_args=data_args, seed=args.seed, workers=args.workers,
-                                progress=progress)
+                                executor=client.get_executor() if client else None, progress=progress)
             figures = plots.all_figures(summary, out, dataset, f"{out}/figures")
     except StudyError as error:
         print(f"study stopped: {error}", file=sys.stderr)
@@ -115,6 +156,9 @@ def main(argv=None):
         print(f"\ninterrupted: {saved} finished runs of this study are saved in {out}; "
               f"run the same command again to resume", file=sys.stderr)
         return INTERRUPTED
+    finally:
+        if client is not None:
+            client.close()
     print(summary_table(summary))
     print(f"\nsummary: {out}/summary.json   figures: {len(figures)} files in {out}/figures")
     return 0

