@@ -141,7 +141,8 @@ class FFNet:
         return out
 
     def compute_loss_grad(self, derivs, remember=True):
-        """J^T derivs: the gradient of sum(derivs * outputs) over the weights.
+        """J^T derivs: the gradient of sum(derivs * outputs) over the weights (a general backward
+        pass; the name is the course template's, where derivs is dF/doutputs and this is grad F).
 
         ``remember=False`` leaves the layers' backward state (which the
         R-backward pass needs) untouched.
@@ -186,6 +187,9 @@ class FFNet:
         return Rp
 
     def compute_loss_Rp_grad(self, Rp_derivs):
+        """R_p{J^T derivs}: the directional derivative along p (of the last set_direction) of the
+        last remembered backward pass, given R_p{derivs} = ``Rp_derivs`` at the top.  With
+        derivs = dF/doutputs this is H p (the name is the course template's); see ae.layers."""
         return self._backward_pass(Rp_derivs, lambda layer, d, below: layer.Rp_backward(d, input_derivs=below))
 
     def get_activations(self, layer_number):

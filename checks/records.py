@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 
 from ae.activations import letter_of
-from ae.provenance import source_hash
+from checks.provenance import source_hash
 
 
 def code_version():

@@ -39,7 +39,8 @@ PREDICTED_SLOPE = {"forward": 1, "central": 2, "complex": 2, "mp-central": 2, "m
 MP_DPS = 50
 
 
-def build(spec, seed):
+def build_case(spec, seed):
+    """(model, inputs, weights, direction) of one lab net: seeded weights off the initial scale."""
     widths, acts, bias, tied, batch = spec
     model = ae.build(widths, acts, use_bias=bias, tied=tied)
     rng = np.random.default_rng(seed)
@@ -223,7 +224,7 @@ def run_suite(quick=True, seed=0, progress=None):
     records, curves = [], {"sweeps": {}, "ladder": {}, "taylor": {}, "detection": {}}
     for number, spec in enumerate(specs):
         net_seed = seed + number
-        model, inputs, w, p = build(spec, net_seed)
+        model, inputs, w, p = build_case(spec, net_seed)
         context = _context(model, net_seed, batch=inputs.shape[1])
         label = describe(model)
         main = number == 0

@@ -10,11 +10,10 @@ import argparse
 import sys
 import time
 
-from ae import bench
 from checks import __main__ as checks_cli
 from reports.build import ReportError, build
 from studies import __main__ as studies_cli
-from studies import synthetic
+from studies import bench, synthetic
 
 
 def main(argv=None):

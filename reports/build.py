@@ -11,9 +11,9 @@ import json
 import pathlib
 import shutil
 
-from ae import bench as engine_bench
 from checks import records as check_records
 from checks.records import group_records
+from studies import bench as engine_bench
 from studies import runner
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -359,7 +359,7 @@ def timing_section(bench):
     """The benchmark's ratios, if a current record exists (it is optional: timings are not checks)."""
     out = ["= Timings\n"]
     if bench is None:
-        return out[0] + f"No current benchmark record; {code('python -m ae.bench')} writes one.\n\n"
+        return out[0] + f"No current benchmark record; {code('python -m studies.bench')} writes one.\n\n"
     versions = ", ".join(f"{name} {esc(bench.get(name) or 'not installed')}" for name in ("torch", "jax"))
     out.append(f"Produced by {code(bench['command'])} (median of {bench['rounds']} rounds, Python {bench['python']}, "
                f"numpy {bench['numpy']}, {versions}) on the "
@@ -383,7 +383,7 @@ def timing_section(bench):
     missing = [name for name in ("torch", "jax") if not bench.get(name)]
     if missing:
         out.append(f"\n{' and '.join(missing)} not installed: {code('pip install ' + ' '.join(missing))} and "
-                   f"{code('python -m ae.bench')} add them to this table.\n")
+                   f"{code('python -m studies.bench')} add them to this table.\n")
     targets = []
     for key, label, bound, batch in TIMING_TARGETS:
         ratios = [r[key] for r in bench["rows"] if key in r and batch in (None, r["batch"])]
@@ -418,7 +418,7 @@ def load_benchmark(results):
     bench, problem = read_json_object(path)
     if problem:
         raise ReportError(f"cannot build the report:\n  bench: {path} {problem}; remake it with "
-                          f"`python -m ae.bench --out {path}` or delete it")
+                          f"`python -m studies.bench --out {path}` or delete it")
     current = bench.get("code_version") == engine_bench.code_version()
     return {**bench, "path": str(path)} if current else None
 

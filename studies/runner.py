@@ -56,8 +56,8 @@ import warnings
 import numpy as np
 
 import ae
-from ae.provenance import source_hash
 from ae.train import evaluate
+from checks.provenance import source_hash
 from studies import data as study_data
 from studies import pca
 

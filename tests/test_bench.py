@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import ae
-from ae import bench
+from studies import bench
 
 
 def test_benchmark_flop_count_matches_the_design_figure():
@@ -46,11 +46,14 @@ def test_a_tiny_run_writes_every_row_and_the_memory_accounting(tmp_path):
         assert [q for d, q in quantities if d == dtype] == ["loss+grad", "Hv scratch", "Hv", "GNv", "Adam epoch (4000)"]
     for row in record["rows"]:
         assert row["seconds"] > 0
-        if "gemm_bound_seconds" in row:
-            assert row["x_gemm_bound"] == row["seconds"] / row["gemm_bound_seconds"]
+        if "gemm_bound_seconds" in row:  # the bound times the quantity's own products, which take time
+            assert row["gemm_bound_seconds"] > 0 and row["x_gemm_bound"] > 0
     m = record["memory"]
     # the forward state of the 784-256-128-2-128-256-784 net at B = 1000: u of every layer,
     # z and g' of the four tanh layers (the linear ones keep z = u and no g')
     assert m["forward_state_bytes"] == 8 * 1000 * (784 + 256 + 128 + 2 + 128 + 256 + 2 * (256 + 128 + 128 + 256))
-    assert m["ratio"] == (m["peak_loss_grad_bytes"] + m["parameter_bytes"]) / m["stored_bytes"]
+    # measured, not derived: a loss + gradient call allocates at least the forward state it keeps
+    # and the gradient it returns (tracemalloc sees numpy's buffers)
+    assert m["peak_loss_grad_bytes"] >= m["forward_state_bytes"] + m["gradient_bytes"]
+    assert m["gradient_bytes"] == 8 * ae.build(bench.WIDTHS, bench.LETTERS).params_number
     assert "peak memory" in bench.table(record)

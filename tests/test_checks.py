@@ -8,7 +8,7 @@ import pytest
 import ae
 from checks import __main__ as cli
 from checks import detection, sweeps, taylor
-from checks.suite import build, dense_records, sweep_records, taylor_records
+from checks.suite import build_case, dense_records, sweep_records, taylor_records
 
 
 def square_net(afun=None, autoencoder=ae.Autoencoder, layer=ae.FCLayer, seed=0):
@@ -101,7 +101,7 @@ def test_detection_power_beats_gradchecks_rule(quantity):
 
 
 def test_finite_differences_across_a_relu_kink_are_not_run():
-    model, inputs, w, p = build(([4, 3, 4], "rk", True, False, 4), 1)
+    model, inputs, w, p = build_case(([4, 3, 4], "rk", True, False, 4), 1)
     curve = sweeps.sweep(model, inputs, w, p, "gradient", names=["central", "complex"])
     limit = curve["central"]["kink_limit"]
     h = np.asarray(curve["central"]["h"])

@@ -86,7 +86,7 @@ def test_a_stale_record_stops_the_build(results, tmp_path):
 
 
 def test_a_current_benchmark_record_is_shown_and_a_stale_one_is_not(results, tmp_path):
-    from ae import bench
+    from studies import bench
 
     record = bench.run(rounds=1, frameworks=(), batches=(20,))
     path = results / "bench.json"

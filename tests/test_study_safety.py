@@ -117,7 +117,7 @@ def test_the_report_names_a_bad_record_and_says_how_to_remake_it(tmp_path, conte
 
 def test_a_truncated_benchmark_record_is_named(tmp_path):
     (tmp_path / "bench.json").write_text('{"code_version": "ab')
-    with pytest.raises(report_build.ReportError, match="bench.json is not valid JSON.*python -m ae.bench"):
+    with pytest.raises(report_build.ReportError, match="bench.json is not valid JSON.*python -m studies.bench"):
         report_build.load_benchmark(tmp_path)
 
 

@@ -1,6 +1,6 @@
 """Benchmark: the engine against the matrix-multiply bound, torch and JAX (when installed).
 
-    python -m ae.bench [--rounds 7] [--out results/bench.json] [--without torch jax]
+    python -m studies.bench [--rounds 7] [--out results/bench.json] [--without torch jax]
 
 Net: 784-256-128-2-128-256-784 with biases, tanh hidden layers, linear code
 and output layers.  For float64 and float32 and batches B = 100 and 1000 it
@@ -18,6 +18,7 @@ Timings are benchmarks, never tests: the machine is shared and noisy.
 """
 
 import argparse
+import hashlib
 import importlib
 import json
 import pathlib
@@ -29,8 +30,8 @@ import numpy as np
 
 import ae
 from ae import optim
-from ae.provenance import source_hash
 from ae.train import GradientStepper
+from checks.provenance import source_hash
 
 WIDTHS = [784, 256, 128, 2, 128, 256, 784]
 LETTERS = "ttlttl"  # tanh hidden layers; linear code layer and output
@@ -40,10 +41,13 @@ FRAMEWORKS = ("torch", "jax")  # compared when installed
 
 def code_version():
     """A hash of the engine and this file (the timings depend on both)."""
-    return source_hash("ae", exclude=("__main__.py",))
+    digest = hashlib.sha256(source_hash("ae", exclude=("__main__.py",)).encode())
+    digest.update(pathlib.Path(__file__).read_bytes())
+    return digest.hexdigest()[:12]
 
 
-def build(dtype):
+def benchmark_model(dtype):
+    """The benchmark net (784-256-128-2-128-256-784) with seeded weights in ``dtype``."""
     model = ae.build(WIDTHS, LETTERS)
     model.init_weights(0, dtype=dtype)
     return model
@@ -130,7 +134,7 @@ def engine_tasks(dtype, B):
 
 
 def adam_epoch(dtype, data):
-    model = build(dtype)
+    model = benchmark_model(dtype)
     stepper = GradientStepper(optim.Adam(1e-3))
     w = model.get_weights()
     state = stepper.init(model, w)
@@ -247,7 +251,7 @@ def memory(dtype=np.float64, B=1000):
     parameters, which exist before it; it is compared with the forward state
     (every layer's u, z, g') plus the parameters.  The data are the caller's.
     """
-    model = build(dtype)
+    model = benchmark_model(dtype)
     X = np.random.default_rng(1).random((784, B)).astype(dtype)
     model.compute_loss(X)
     tracemalloc.start()
@@ -315,7 +319,7 @@ def run(rounds=7, frameworks=FRAMEWORKS, batches=(100, 1000)):
                 add_framework(batch_rows, name, theirs, bounds)
             rows += batch_rows
         rows.append(adam_row(dtype, rounds, "torch" in modules))
-    return {"what": "engine benchmark", "command": "python -m ae.bench",
+    return {"what": "engine benchmark", "command": "python -m studies.bench",
             "code_version": code_version(), "widths": WIDTHS, "rounds": rounds,
             "python": platform.python_version(), "numpy": np.__version__,
             **{name: (modules[name].__version__ if name in modules else None) for name in FRAMEWORKS},
@@ -357,7 +361,7 @@ def table(record):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m ae.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m studies.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--without", nargs="*", default=[], choices=FRAMEWORKS,
                         help="skip these frameworks even if installed")
