@@ -118,3 +118,33 @@ def test_float32_stays_float32(rule):
 def test_bad_hyperparameters(make):
     with pytest.raises(ValueError, match="must"):
         make()
+
+
+def optax_pairs():
+    import optax
+
+    return [(optim.SGD(0.1), optax.sgd(0.1)),
+            (optim.Momentum(0.1, 0.9), optax.sgd(0.1, momentum=0.9)),
+            (optim.Momentum(0.1, 0.9, nesterov=True), optax.sgd(0.1, momentum=0.9, nesterov=True)),
+            (optim.RMSprop(0.01, rho=0.9, eps=1e-8), optax.rmsprop(0.01, decay=0.9, eps=1e-8, eps_in_sqrt=False)),
+            (optim.Adam(0.01), optax.adam(0.01, b1=0.9, b2=0.999, eps=1e-8))]
+
+
+def test_against_optax_when_installed():
+    """The same gradients through optax's transformations (run by the tox env "jax")."""
+    pytest.importorskip("optax")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    grads = gradients(size=7, seed=3)
+    start = np.linspace(-1, 1, 7)
+    for ours, theirs in optax_pairs():
+        w = jnp.asarray(start)
+        state = theirs.init(w)
+        for g in grads:
+            updates, state = theirs.update(jnp.asarray(g), state, w)
+            w = w + updates
+        np.testing.assert_allclose(run_rule(ours, start, grads), np.asarray(w), rtol=1e-13, atol=1e-15,
+                                   err_msg=type(ours).__name__)
