@@ -1,1 +1,11 @@
-"""ae-lab's verification lab: every derivative of the engine checked independent ways."""
+"""ae-lab's verification lab: every derivative checked independent ways, the engine's or anyone's.
+
+``checks.verify(fun, x, grad=..., hvp=..., ...)`` and its pytest form
+``checks.assert_verified`` take any function of a flat vector and its claimed
+derivatives (see ``checks.verify``); ``python -m checks`` runs the whole lab
+on the ae engine.
+"""
+
+from checks.verify import Verification, VerifyError, assert_verified, verify
+
+__all__ = ["Verification", "VerifyError", "assert_verified", "verify"]

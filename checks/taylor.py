@@ -39,8 +39,8 @@ def remainders(model, inputs, w, p):
     return STEPS.copy(), r.T, float(F0)
 
 
-def fitted_window(h, r, F0, eps, limit=np.inf):
-    """Indices of the fitting window for one remainder (may be shorter than WINDOW)."""
+def fitted_window(h, r, F0, eps, limit=np.inf, size=WINDOW):
+    """Indices of the fitting window for one remainder (may be shorter than ``size``)."""
     floor = ABOVE_ROUNDOFF * eps * max(abs(F0), np.finfo(float).tiny)
     above = np.nonzero((r >= floor) & (h < limit))[0]
     if above.size == 0:
@@ -48,7 +48,7 @@ def fitted_window(h, r, F0, eps, limit=np.inf):
     # contiguous run of qualifying steps ending at the smallest qualifying step
     last = above[-1]
     run = [last]
-    while run[-1] - 1 in above and len(run) < WINDOW:
+    while run[-1] - 1 in above and len(run) < size:
         run.append(run[-1] - 1)
     return np.array(sorted(run))
 

@@ -1,0 +1,218 @@
+"""checks.verify on plain numpy functions: correct derivatives pass, planted errors far below
+gradcheck's reach fail, what cannot run says why, and bad claims get clear errors."""
+
+import numpy as np
+import pytest
+
+import checks
+from checks import VerifyError, assert_verified, verify
+
+
+class Problem:
+    """fun = 1/2 r.r with r = s + 0.3 s^3, s = A x + b: only +, *, @, so it runs in float64,
+    complex128 and mpmath alike.  Every derivative written by hand."""
+
+    def __init__(self, seed=0, m=8, n=10):
+        rng = np.random.default_rng(seed)
+        self.A, self.b = rng.standard_normal((m, n)) / np.sqrt(n), rng.standard_normal(m)
+        self.x = rng.standard_normal(n)
+
+    def residual(self, x):
+        s = self.A @ x + self.b
+        return s + 0.3 * s * s * s
+
+    def fun(self, x):
+        r = self.residual(x)
+        return 0.5 * (r @ r)
+
+    def jvp(self, x, v):
+        s = self.A @ x + self.b
+        return (1 + 0.9 * s * s) * (self.A @ v)
+
+    def vjp(self, x, u):
+        s = self.A @ x + self.b
+        return self.A.T @ ((1 + 0.9 * s * s) * u)
+
+    def grad(self, x):
+        return self.vjp(x, self.residual(x))
+
+    def gnvp(self, x, p):
+        return self.vjp(x, self.jvp(x, p))
+
+    def hvp(self, x, p):
+        s = self.A @ x + self.b
+        return self.gnvp(x, p) + self.A.T @ (self.residual(x) * 1.8 * s * (self.A @ p))
+
+    def claims(self):
+        return dict(grad=self.grad, hvp=self.hvp, gnvp=self.gnvp, residual=self.residual, jvp=self.jvp,
+                    vjp=self.vjp)
+
+
+def planted(fn, delta, entry):
+    def wrong(*args):
+        value = np.array(fn(*args), dtype=float)
+        value[entry] *= 1 + delta
+        return value
+    return wrong
+
+
+def median_entry(vector):
+    return int(np.argsort(np.abs(vector))[len(vector) // 2])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_correct_derivatives_pass_with_no_false_alarm(seed):
+    problem = Problem(seed)
+    result = verify(problem.fun, problem.x, seed=seed, **problem.claims())
+    assert result.passed, result.table()
+    assert result.verdicts == {"gradient": "pass", "Hv": "pass", "GNv": "pass", "J": "pass"}
+    ran = {(r["quantity"], r["check"]) for r in result.records if r["verdict"] == "pass"}
+    for check in ("complex step", "50 digits", "central difference", "Richardson", "Taylor"):
+        assert ("gradient", check) in ran, check
+    for check in ("complex step", "50 digits", "symmetry", "Taylor", "central difference"):
+        assert ("Hv", check) in ran, check
+    for check in ("complex step", "p.Gp = |Jp|^2", "PSD", "symmetry"):
+        assert ("GNv", check) in ran, check
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_gradient_entry_off_by_1e_8_fails(seed):
+    problem = Problem(seed)
+    entry = median_entry(problem.grad(problem.x))
+    result = verify(problem.fun, problem.x, grad=planted(problem.grad, 1e-8, entry), seed=seed)
+    assert result.verdicts["gradient"] == "fail"
+    failed = {r["check"] for r in result.records if r["verdict"] == "fail"}
+    assert "complex step" in failed
+    assert result.detection_power["gradient"]["smallest_caught"] <= 1e-10
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_an_hv_entry_off_by_1e_7_fails(seed):
+    problem = Problem(seed)
+    p0 = np.random.default_rng(seed).standard_normal((3, 10))[0]
+    entry = median_entry(problem.hvp(problem.x, p0 / np.linalg.norm(p0)))
+    result = verify(problem.fun, problem.x, grad=problem.grad, hvp=planted(problem.hvp, 1e-7, entry), seed=seed)
+    assert result.verdicts == {"gradient": "pass", "Hv": "fail"}
+    assert result.detection_power["Hv"]["smallest_caught"] <= 1e-9
+
+
+def test_a_gauss_newton_entry_off_by_1e_7_fails_and_an_hv_passed_as_gnv_fails():
+    problem = Problem(3)
+    wrong = verify(problem.fun, problem.x, residual=problem.residual, gnvp=planted(problem.gnvp, 1e-7, 4))
+    assert wrong.verdicts == {"GNv": "fail"}
+    confused = verify(problem.fun, problem.x, residual=problem.residual, gnvp=problem.hvp)  # H is not G
+    assert confused.verdicts == {"GNv": "fail"}
+
+
+def test_a_wrong_transpose_fails_the_adjoint_identity():
+    problem = Problem(1)
+    result = verify(problem.fun, problem.x, residual=problem.residual, jvp=problem.jvp,
+                    vjp=lambda x, u: problem.vjp(x, u) * 1.001)
+    assert result.verdicts["J"] == "fail"
+
+
+def test_what_cannot_run_says_why_and_the_rest_still_runs():
+    problem = Problem(2)
+
+    def with_abs(x):  # complex input, real output: abs destroys the complex step
+        return problem.fun(np.abs(x) * np.sign(np.real(x)))
+
+    def with_float(x):
+        return float(problem.fun(np.asarray(x, dtype=float)))
+
+    for fun in (with_abs, with_float):
+        result = verify(fun, problem.x, grad=problem.grad)
+        reasons = {r["check"]: r.get("reason", "") for r in result.records if r["verdict"] == "cannot run"}
+        assert "fun is not complex-analytic" in reasons["complex step"], reasons
+        assert result.passed, result.table()  # central differences, Richardson and Taylor still judge it
+    assert "fun does not compute in mpmath: given mpf it returned float" in reasons["50 digits"]
+
+    def conjugating(x):  # complex in, complex out, but not analytic
+        r = problem.residual(x)
+        return 0.5 * (r @ np.conj(r))
+
+    result = verify(conjugating, problem.x, grad=problem.grad)
+    reason = next(r["reason"] for r in result.records if r["check"] == "complex step")
+    assert "disagrees with central differences" in reason
+
+
+def test_fifty_digits_run_when_fun_takes_mpf_and_catch_a_1e_12_error():
+    problem = Problem(4)
+    result = verify(problem.fun, problem.x, grad=problem.grad)
+    mp_rows = [r for r in result.records if r["check"] == "50 digits"]
+    assert mp_rows and all(r["verdict"] == "pass" and r["measured"] < 1e-15 for r in mp_rows)
+    p = np.random.default_rng(0).standard_normal((3, 10))[0]
+    entry = int(np.argmax(np.abs(p)))  # an entry the first direction sees well
+    wrong = verify(problem.fun, problem.x, grad=planted(problem.grad, 1e-12, entry))
+    assert any(r["check"] == "50 digits" and r["verdict"] == "fail" for r in wrong.records), wrong.table()
+
+
+def test_assert_verified_raises_with_a_readable_table():
+    problem = Problem(5)
+    assert_verified(problem.fun, problem.x, grad=problem.grad)
+    with pytest.raises(AssertionError) as error:
+        assert_verified(problem.fun, problem.x, grad=planted(problem.grad, 1e-6, 2))
+    message = str(error.value)
+    assert "derivatives not verified" in message and "complex step" in message and " fail" in message
+    assert "detection power, gradient" in message
+
+
+def test_the_error_against_step_figure(tmp_path):
+    problem = Problem(6)
+    paths = verify(problem.fun, problem.x, grad=problem.grad).figure(tmp_path)
+    assert all(path.exists() and path.stat().st_size > 1000 for path in paths)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(fun=lambda x: x * 2), r"fun must return a scalar; it returned an array of shape \(10,\)"),
+    (dict(fun=lambda x: np.nan), "fun returned nan"),
+    (dict(grad=lambda x: np.ones(9)), r"grad\(x\) returned shape \(9,\); x has 10 entries"),
+    (dict(grad=lambda x: np.full(10, np.nan)), r"grad\(x\) returned NaN or inf at entries \[0, 1, 2, 3, 4\]"),
+    (dict(grad=lambda x: 1 / 0), r"grad raised ZeroDivisionError"),
+    (dict(hvp=lambda x, p: np.ones((2, 5))), r"hvp\(x, p\) returned shape \(2, 5\)"),
+    (dict(gnvp=lambda x, p: p), "gnvp needs residual"),
+    (dict(grad=None), "nothing to verify"),
+    (dict(x=np.ones((2, 5))), "x must be a non-empty flat vector"),
+])
+def test_bad_claims_get_errors_that_name_the_callable(kwargs, match):
+    problem = Problem(0)
+    args = {"fun": problem.fun, "x": problem.x, "grad": problem.grad, **kwargs}
+    with pytest.raises(VerifyError, match=match):
+        verify(**args)
+
+
+def test_records_are_the_labs_json_records():
+    import json
+
+    problem = Problem(7)
+    result = checks.verify(problem.fun, problem.x, grad=problem.grad)
+    for record in result.records:
+        assert {"check", "quantity", "verdict"} <= set(record)
+        json.dumps(record)
+    worst = result.worst["gradient"]
+    assert worst["measured"] <= worst["threshold"]
+
+
+def test_jax_check_grads_misses_what_verify_catches():
+    """A comparison kept as a fact of the README: JAX's check_grads with its defaults passes a
+    gradient with one entry off by 1e-4 or 1e-8; verify fails both (run by the tox env "jax")."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    from jax.test_util import check_grads
+
+    problem = Problem(0)
+    entry = median_entry(problem.grad(problem.x))
+    A, b = jnp.asarray(problem.A), jnp.asarray(problem.b)
+    for delta in (1e-4, 1e-8):
+        wrong_grad = planted(problem.grad, delta, entry)
+
+        @jax.custom_vjp
+        def f(x):
+            s = A @ x + b
+            r = s + 0.3 * s ** 3
+            return 0.5 * r @ r
+
+        f.defvjp(lambda x: (f(x), x), lambda x, ct, g=wrong_grad: (ct * jnp.asarray(g(np.asarray(x))),))
+        check_grads(f, (jnp.asarray(problem.x),), order=1, modes=["rev"])  # passes: the error is missed
+        assert verify(problem.fun, problem.x, grad=wrong_grad).verdicts["gradient"] == "fail"
