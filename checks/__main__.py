@@ -1,9 +1,13 @@
 """python -m checks [--quick] [--out DIR] [--seed N]
+python -m checks --engine PACKAGE_OR_FOLDER [--out DIR]
 
 Runs the lab's suite, writes ``records.json`` (every verdict), ``curves.json``
 (the data behind the figures) and the figures (PNG and PDF) into the results
 folder, prints a one-screen table of verdicts, and exits 1 if any check
-failed.
+failed.  With ``--engine`` it examines another implementation of the
+assignment's API instead (``checks.candidate``): records in
+results/engine-NAME, one line per finding; exit 1 if any, 2 if the API is
+incomplete (the missing pieces are listed).
 """
 
 import argparse
@@ -15,7 +19,7 @@ import time
 import mpmath
 import numpy as np
 
-from checks import plots, suite
+from checks import candidate, plots, suite
 from checks.records import code_version, group_records, read_json, write_json
 
 
@@ -37,7 +41,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plots-only", action="store_true",
                         help="redraw the figures from an existing curves.json")
+    parser.add_argument("--engine", default=None,
+                        help="examine another implementation of the assignment's API: a package name, or a "
+                             "folder holding activations.py, layers.py, ffnet.py, autoencoder.py")
     args = parser.parse_args(argv)
+    if args.engine:
+        return engine_main(args.engine, args.out, args.seed)
     out = args.out or ("results/checks-quick" if args.quick else "results/checks")
 
     if args.plots_only:
@@ -68,6 +77,25 @@ def main(argv=None):
         print(f"FAILED {r['check']} / {r['quantity']} on {r['net']} ({r.get('estimator')}): "
               f"{r['measured']:.3g} > {r['threshold']:.0e}")
     return 1 if failed else 0
+
+
+def engine_main(spec, out=None, seed=0):
+    try:
+        found, findings = candidate.examine(spec, seed=seed)
+    except candidate.EngineError as error:
+        print(error, file=sys.stderr)
+        return 2
+    name = candidate.engine_name(spec)
+    out = out or f"results/engine-{name}"
+    meta = {"command": f"python -m checks --engine {spec}", "engine": name, "seed": seed,
+            "code_version": code_version()}
+    write_json({"meta": meta, "records": found, "findings": findings}, f"{out}/records.json")
+    counts = collections.Counter(r["verdict"] for r in found)
+    print(f"engine {name}: {len(found)} records: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    for line in findings:
+        print(("FAILED " if "cannot run" not in line else "") + line)
+    print(f"records: {out}/records.json")
+    return 1 if counts.get("fail") else 0
 
 
 if __name__ == "__main__":
