@@ -55,25 +55,28 @@ class EngineError(RuntimeError):
 
 
 def load(spec):
-    """{module name: module} of a candidate package name or folder."""
+    """{module name: module} of a candidate: a package (a name, or a folder with __init__.py) or a
+    folder of bare-name modules that import each other as ``import layers``."""
     path = pathlib.Path(spec)
+    bare = path.is_dir() and not (path / "__init__.py").exists()
+    package = path.resolve().name if path.is_dir() and not bare else str(spec)
+    search = str(path.resolve() if bare else path.resolve().parent) if path.is_dir() else None
     modules, problems = {}, []
-    if path.is_dir():
+    if bare:
         for name in MODULES:  # bare names: a candidate examined before must not answer for this one
             sys.modules.pop(name, None)
-        sys.path.insert(0, str(path.resolve()))
-        prefix = ""
-    else:
-        prefix = f"{spec}."
+    if search:
+        sys.path.insert(0, search)
     try:
         for name in MODULES:
             try:
-                modules[name] = importlib.import_module(prefix + name)
+                modules[name] = importlib.import_module(name if bare else f"{package}.{name}")
             except Exception as error:
                 problems.append(f"module {name}: cannot import ({type(error).__name__}: {error})")
     finally:
-        if path.is_dir():
-            sys.path.remove(str(path.resolve()))
+        if search:
+            sys.path.remove(search)
+        if bare:
             for name in MODULES:
                 sys.modules.pop(name, None)
     for module, classes in API.items():
@@ -356,7 +359,7 @@ class Lab:
 
 
 def engine_name(spec):
-    return pathlib.Path(spec).resolve().name if pathlib.Path(spec).is_dir() else str(spec)
+    return pathlib.Path(spec).resolve().name if pathlib.Path(spec).is_dir() else str(spec).replace("/", "_")
 
 
 def examine(spec, seed=0):

@@ -1,9 +1,12 @@
 """python -m reports [--full] [--from-records] [--results DIR] [--out PDF]
+python -m reports --engine PACKAGE_OR_FOLDER [--out PDF]
 
 The main job: runs the checks, the MNIST study, the small optimizer problem
 (quick mode unless --full) and the engine benchmark, then builds the PDF from
 their records.
 With --from-records it only rebuilds the PDF from the records already there.
+With --engine it examines another implementation of the course API (python -m
+checks --engine) and writes a PDF of the findings.
 """
 
 import argparse
@@ -11,7 +14,8 @@ import sys
 import time
 
 from checks import __main__ as checks_cli
-from reports.build import ReportError, build
+from checks.candidate import engine_name
+from reports.build import ReportError, build, build_engine_report
 from studies import __main__ as studies_cli
 from studies import bench, synthetic
 
@@ -23,7 +27,16 @@ def main(argv=None):
     parser.add_argument("--results", default="results")
     parser.add_argument("--out", default="reports/report.pdf")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--engine", default=None, help="examine another implementation of the course API")
     args = parser.parse_args(argv)
+    if args.engine:
+        records_dir = f"{args.results}/engine-{engine_name(args.engine)}"
+        status = checks_cli.main(["--engine", args.engine, "--out", records_dir])
+        if status == 2:
+            return 2
+        out = args.out if args.out != parser.get_default("out") else f"reports/engine-{engine_name(args.engine)}.pdf"
+        print(f"report: {build_engine_report(f'{records_dir}/records.json', out)}")
+        return status
     start = time.perf_counter()
 
     def stage(message):

@@ -451,6 +451,59 @@ def render(records, paths, full, fig="figures"):
             + reproduce_section(paths, full, records.get("bench")))
 
 
+def engine_section(saved):
+    """The lab's findings on another implementation of the course API, from its records."""
+    meta, found = saved["meta"], saved["records"]
+    counts = {}
+    for r in found:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    out = [f"= Examination of the engine {esc(meta['engine'])}\n",
+           f"Produced by {code(meta['command'])}. The engine's weight layout was discovered by probing "
+           "set_weights with unit vectors; each activation, each layer's four passes and the whole model's "
+           f"loss, gradient, Hv and GNv were compared with ae's engine at 50 digits (target: normwise "
+           f"relative error at most 1e-12), and checks.verify ran on its loss, gradient and Hv. "
+           + ", ".join(f"{n} {esc(v)}" for v, n in sorted(counts.items())) + ".\n\n"]
+    failed = [line for line in saved["findings"] if "cannot run" not in line]
+    if failed:
+        out.append("*Findings.*\n")
+        out += [f"- {esc(line)}\n" for line in failed]
+    else:
+        out.append("*No check failed.*\n")
+    refused = [line for line in saved["findings"] if "cannot run" in line]
+    if refused:
+        out.append("\n*Could not run* (the engine refused the number type or lacks a piece):\n")
+        out += [f"- {esc(line)}\n" for line in refused]
+    rows = []
+    for r in found:
+        if r["verdict"] in ("pass", "fail") and r.get("check") == "engine":
+            rows.append([esc(r.get("net") or "-"), esc(r.get("where", "")), esc(r["quantity"]),
+                         num(r["measured"]) if r["measured"] is not None and r["measured"] != float("inf")
+                         else "-", esc(r["verdict"])])
+    out.append("\n" + table(["net", "where", "quantity", "error", "verdict"], rows,
+                             ["left", "left", "left", "right", "left"]))
+    return "".join(out)
+
+
+def build_engine_report(records_path, out):
+    """A PDF of ``python -m checks --engine`` records; returns its path."""
+    import typst
+
+    saved, problem = read_json_object(records_path)
+    if problem or "findings" not in saved:
+        raise ReportError(f"cannot build the engine report: {records_path} "
+                          f"{problem or 'is not a record of python -m checks --engine'}")
+    work = pathlib.Path(records_path).parent / "report-build"
+    work.mkdir(parents=True, exist_ok=True)
+    title = f"ae-lab: examination of {saved['meta']['engine']}"
+    (work / "report.typ").write_text(
+        f'#set document(title: "{title}")\n#set page(paper: "a4", margin: 2cm, numbering: "1")\n'
+        '#set text(size: 10pt)\n#set heading(numbering: "1.1")\n' + engine_section(saved))
+    out = pathlib.Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    typst.compile(str(work / "report.typ"), output=str(out), root=str(work))
+    return out
+
+
 def build(results="results", out="reports/report.pdf", full=False):
     """Write the PDF from the records; returns its path (ReportError if records are missing or stale)."""
     import typst

@@ -81,3 +81,23 @@ def test_an_incomplete_api_is_listed_not_a_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "layers.FCLayer.Rp_backward: missing" in err and "module ffnet: cannot import" in err
     assert "Traceback" not in err
+
+
+def test_this_projects_engine_examined_as_a_package_passes_with_complex_step_and_50_digits(tmp_path, monkeypatch):
+    code, saved = run(tmp_path, monkeypatch, engine="ae")
+    assert code == 0, "\n".join(saved["findings"])
+    assert {r["verdict"] for r in saved["records"]} == {"pass"}  # it takes complex and mpmath numbers
+    checks_run = {r["check"] for r in saved["records"]}
+    assert {"complex step", "50 digits", "engine"} <= checks_run
+
+
+def test_reports_engine_writes_a_pdf_of_the_findings(tmp_path, monkeypatch):
+    pypdf = pytest.importorskip("pypdf")
+    from reports import __main__ as reports_cli
+
+    monkeypatch.setenv("COURSE_ENGINE_BUG", "transposed_weight_derivative")
+    out = tmp_path / "engine.pdf"
+    assert reports_cli.main(["--engine", str(FIXTURE), "--results", str(tmp_path), "--out", str(out)]) == 1
+    text = " ".join(" ".join(page.extract_text() for page in pypdf.PdfReader(out).pages).split())
+    assert "Examination of the engine course_engine" in text
+    assert "layer 1 backward: dW off by" in text
