@@ -44,13 +44,11 @@ class LinearActivationFunction(BaseActivationFunction):
 
 
 class SigmoidActivationFunction(BaseActivationFunction):
-    # With e = exp(-|s|) (|.| taken by the real part, see numeric.abs_by_real_part),
-    # sigmoid(s) = 1/(1+e) or e/(1+e): exp never sees a positive argument (no
-    # overflow or warning at |s| = 1e4).  sigmoid'(s) = e/(1+e)^2 = sech^2(s/2)/4,
-    # never s(1 - s), which loses all relative accuracy at s = 30.
+    # The value is numeric.sigmoid: overflow-free in every number type (its branch
+    # for floats is a number-type decision).  sigmoid'(s) = sech^2(s/2)/4, never
+    # s(1 - s), which loses all relative accuracy at s = 30.
     def val(self, X):
-        e = numeric.exp(-numeric.abs_by_real_part(X))
-        return np.where(numeric.real_positive(X), numeric.ones_like(e), e) / (1 + e)
+        return numeric.sigmoid(X)
 
     def deriv(self, X):
         return numeric.sech_squared(X / 2) / 4

@@ -84,7 +84,8 @@ class FFNet:
             # the first layer's inputs are the data: no derivative is needed there
             derivs, block = step(self.layers[k], derivs, k > 0)
             if out is None:  # the top block has every input's type
-                out = (numeric.zeros if self.ties else np.empty)(self.params_number, block.dtype)
+                out = (numeric.zeros(self.params_number, block.dtype, like=block) if self.ties
+                       else np.empty(self.params_number, block.dtype))
             if self.ties:  # a shared matrix gets the sum of its layers' blocks
                 out[self._index[k]] += block
             else:  # the blocks tile the vector: each entry is written once
@@ -136,8 +137,11 @@ class FFNet:
         """The forward pass; ``check=False`` skips validation the caller has done."""
         out = numeric.check_array(inputs, "inputs", ndim=2) if check else inputs
         self.version += 1
-        for layer in self.layers:
-            out = layer.forward(out)
+        for k, layer in enumerate(self.layers):
+            try:
+                out = layer.forward(out)
+            except numeric.UncertifiableError as error:  # a ball at a kink: say which layer
+                raise numeric.UncertifiableError(f"layer {k}, {error}") from None
         return out
 
     def compute_loss_grad(self, derivs, remember=True):
@@ -166,7 +170,7 @@ class FFNet:
             du2 = du * du
             block = np.concatenate([(du2 @ (Z * Z).T).ravel()] + ([du2.sum(axis=1)] if layer.use_bias else []))
             if out is None:
-                out = numeric.zeros(self.params_number, block.dtype)
+                out = numeric.zeros(self.params_number, block.dtype, like=block)
             out[idx] += block  # a shared matrix's entries receive both layers' squares
         for dec, enc in self.ties.items():
             (du_e, Z_e), (du_d, Z_d) = factors[enc], factors[dec]

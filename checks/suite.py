@@ -9,7 +9,7 @@ import numpy as np
 
 import ae
 from ae import numeric
-from checks import dense, detection, sweeps, taylor
+from checks import certified, dense, detection, sweeps, taylor
 from checks.estimators import relative_error
 from checks.records import architecture, cannot_run, describe, verdict
 
@@ -37,6 +37,7 @@ TARGETS = {  # float64 unless said; the lab's accuracy targets
 }
 PREDICTED_SLOPE = {"forward": 1, "central": 2, "complex": 2, "mp-central": 2, "mp-complex": 2}
 MP_DPS = 50
+CERTIFIED_DIRECTIONS = 3
 
 
 def build_case(spec, seed):
@@ -217,6 +218,21 @@ def detection_records(result, quantity, context):
     return records
 
 
+def certified_records(model, inputs, w, context, seed):
+    """Proven bounds (checks.certified) along a few random directions, or why they cannot run."""
+    reason = certified.available()
+    if reason is not None:
+        return [cannot_run("certified", q, reason, {**context, "precision": "balls"})
+                for q in ("gradient", "Hv", "GNv")]
+    rng = np.random.default_rng(seed + 1000)
+    out = []
+    for k in range(CERTIFIED_DIRECTIONS):
+        p = rng.standard_normal(model.params_number)
+        out += certified.records(model, inputs, w, p, {**context, "precision": f"balls, {certified.PREC} bits"}, k)
+    model.set_weights(w)
+    return out
+
+
 def run_suite(quick=True, seed=0, progress=None):
     """(records, curves): every verdict, and the data the figures are drawn from."""
     progress = progress or (lambda message: None)
@@ -259,6 +275,8 @@ def run_suite(quick=True, seed=0, progress=None):
             records += dense_records(model, inputs, w, context)
         records += identity_records(model, inputs, w, context, net_seed)
         records += float32_records(model, inputs, w, p, context)
+        progress(f"{label}: certified bounds")
+        records += certified_records(model, inputs, w, context, net_seed)
         if main or (model.tied and not quick):
             progress(f"{label}: detection power")
             for quantity in sweeps.QUANTITIES:
