@@ -113,11 +113,12 @@ def main(argv=None):
     parser.add_argument("--train-subset", type=positive_int, default=None,
                         help="train on a seeded subset of N of the training digits")
     parser.add_argument("--validation-size", type=positive_int, default=None,
-                        help="IDX data: validation digits drawn from the official training set (default 5000)")
+                        help="validation digits: of the official training set with --data-dir (default "
+                             "5000), of the embedded digits otherwise (default 1000)")
     workers = parser.add_mutually_exclusive_group()
     workers.add_argument("--workers", type=positive_int, default=2, help="parallel runs on this machine (default 2)")
     workers.add_argument("--scheduler", default=None,
-                         help="address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786) to send the runs to")
+                         help="address of a running Dask scheduler (tcp://HOST:8786) to send the runs to")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None, help="results folder (default results/study[-quick])")
     args = parser.parse_args(argv)

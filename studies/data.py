@@ -112,6 +112,9 @@ def load_default(seed=0, n_validation=1000, n_test=1000, train_subset=None):
     if table.shape != (5000, 785):
         raise DataError(f"{path}: expected 5000 rows of 784 pixels and a label, got {table.shape}")
     images, labels = table[:, :-1].T / 255.0, table[:, -1].astype(np.int64)
+    if n_validation < 1 or n_validation + n_test >= len(labels):
+        raise DataError(f"a validation set of {n_validation} and a test set of {n_test} leave none of the "
+                        f"{len(labels)} embedded digits to train on")
     order = np.random.default_rng(seed).permutation(len(labels))  # the file is sorted by label
     test, validation, train = np.split(order, [n_test, n_test + n_validation])
     train_images, train_labels = subset(images[:, train], labels[train], train_subset, seed)
@@ -199,10 +202,12 @@ def load_idx_folder(folder, train_subset=None, seed=0, n_validation=5000):
 def load(data_dir=None, train_subset=None, seed=0, n_validation=None):
     """The study's data: IDX files from ``data_dir`` (or $AE_MNIST_DIR), else the embedded set.
 
-    ``n_validation`` (IDX files only) defaults to 5000, the official study's size.
+    ``n_validation`` defaults to 5000 of the official training digits for IDX
+    files and to 1000 of the embedded 5000.
     """
     data_dir = data_dir or os.environ.get("AE_MNIST_DIR")
     if data_dir:
         return load_idx_folder(data_dir, train_subset=train_subset, seed=seed,
                                n_validation=5000 if n_validation is None else n_validation)
-    return load_default(seed=seed, train_subset=train_subset)
+    return load_default(seed=seed, train_subset=train_subset,
+                        n_validation=1000 if n_validation is None else n_validation)

@@ -175,6 +175,13 @@ def test_a_train_subset_larger_than_the_data_is_refused(tmp_path, mnist, capsys)
     assert not out.exists()
 
 
+def test_the_validation_size_applies_to_the_embedded_digits_too(tmp_path, capsys):
+    data = study_data.load(None, n_validation=500)
+    assert data.validation.shape == (784, 500) and data.train.shape == (784, 3500)
+    assert studies_cli.main(["--quick", "--validation-size", "4000", "--out", str(tmp_path / "o")]) == 2
+    assert "leave none of the 5000 embedded digits to train on" in capsys.readouterr().err
+
+
 def test_a_train_subset_applies_to_the_embedded_digits_too():
     data = study_data.load(None, train_subset=300, seed=0)
     assert data.train.shape == (784, 300) and data.test.shape == (784, 1000)
