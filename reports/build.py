@@ -280,6 +280,10 @@ def study_section(study, fig):
            "are linear with 2 units; hidden layers tanh or ReLU; the output layer sigmoid for pixels "
            "(linear for the linear net).\n\n",
            f"*Tuning rule.* {esc(study['tuning_rule'])}.\n\n",
+           f"*Cost.* {study['timing']['runs']} runs; this invocation computed {study['timing']['computed']} of "
+           f"them (the others were reused records) in {num(study['timing']['wall_seconds'], 3)} s"
+           + (f" on {study['timing']['workers']} local workers" if study["timing"]["workers"] else "")
+           + ".\n\n",
            f"*Seeds.* Each tuned configuration ran with {study['seeds']} seeds (initial weights and minibatch "
            "order); the table gives the median test loss and its range. A method wins only when the next "
            "median is further from its own than the spread of either; otherwise the table says tie.\n\n"]

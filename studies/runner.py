@@ -361,7 +361,7 @@ def _stop(pending, executor):
         stop_workers()
 
 
-def run_batch(configs, data_args, folder, executor, progress, data_id):
+def run_batch(configs, data_args, folder, executor, progress, data_id, stats=None):
     """Records of all configs: loaded if saved, else run on the executor and saved as each finishes.
 
     A failed run stops the batch at once (StudyError naming the run); so does
@@ -393,6 +393,8 @@ def run_batch(configs, data_args, folder, executor, progress, data_id):
         save_record(folder, record, arrays)
         records[record["key"]] = record
         done += 1
+        if stats is not None:
+            stats["computed"] = stats.get("computed", 0) + 1
         loss = record["final_validation_loss"]
         progress(f"[{done}/{len(configs_to_run)}] {describe_config(config)}: validation "
                  f"{'-' if loss is None else f'{loss:.4g}'}"
@@ -437,14 +439,15 @@ def run_study(folder, mode="quick", data_args=(None, None, 0), seed=0, executor=
         progress(f"minibatch {asked} is more than the {n_train} training digits: using {used}")
     middle = minibatches[len(minibatches) // 2]
     pairs = [(arch, opt) for arch in spec["architectures"] for opt in OPTIMIZERS]
+    tic = time.perf_counter()
     with folder_lock(folder):
         own = executor is None
         executor = make_executor(workers) if own else executor
-        records = {}  # key -> record
+        records, stats = {}, {"computed": 0, "workers": workers if own else None}  # key -> record
 
         def run(configs, stage):
             progress(f"{stage}: {len(configs)} runs")
-            for record in run_batch(configs, data_args, folder, executor, progress, data_id):
+            for record in run_batch(configs, data_args, folder, executor, progress, data_id, stats):
                 records[record["key"]] = record
 
         def best_of(configs):
@@ -494,7 +497,10 @@ def run_study(folder, mode="quick", data_args=(None, None, 0), seed=0, executor=
             if own:
                 executor.shutdown(cancel_futures=True)
         sizes = {"minibatches": minibatches, "hf_minibatches": hf_minibatches,
-                 "capped": {str(k): v for k, v in {**capped, **hf_capped}.items()}}
+                 "capped": {str(k): v for k, v in {**capped, **hf_capped}.items()},
+                 # how long this invocation took, and how much of the study it computed (a resumed
+                 # study reuses records): a benchmark figure, never a verdict
+                 "timing": {**stats, "runs": len(records), "wall_seconds": time.perf_counter() - tic}}
         return summarise(folder, mode, spec, grids, extensions, tuned, seeded, records, dataset, sizes)
 
 
@@ -605,6 +611,7 @@ def summarise(folder, mode, spec, grids, extensions, tuned_configs, seeded, reco
                         f"{round(100 * (TARGET_FACTOR - 1))}% of the architecture's best median final "
                         "validation loss; medians over the seed runs that reach it"),
         "grid_capped": sizes["capped"],
+        "timing": sizes["timing"],
         "architectures": architectures,
     }
     path = pathlib.Path(folder) / "summary.json"

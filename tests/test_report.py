@@ -41,6 +41,7 @@ def test_report_has_every_section_and_the_records_numbers(results, tmp_path):
     text = " ".join(pdf_text(path).split())
     for section in ("The model and its derivatives", "backward pass, derived", "Tied weights",
                     "Gauss-Newton product", "Verification", "Error against the step", "Taylor test",
+                    "Certified: bounds proven by ball arithmetic",
                     "Dense matrices", "Detection power", "MNIST", "Tuning rule",
                     "Hessian-free against Adam", "How to reproduce every number"):
         assert section in text, section

@@ -243,10 +243,14 @@ def test_study_runs_tunes_resumes_and_never_confuses_configs(tmp_path, monkeypat
         assert result["best"] in runner.OPTIMIZERS
         assert result["tuned"][result["best"]]["median_test_loss"] is not None
     assert summary["pca2"]["test_loss"] > 0 and "tuning_rule" in summary
+    assert summary["timing"]["computed"] == summary["timing"]["runs"] == n_runs
+    assert summary["timing"]["wall_seconds"] > 0
     assert "winner" in summary_table(summary) or "tie between" in summary_table(summary)
 
     messages.clear()
-    runner.run_study(out, mode="tiny", data_args=(str(data_dir), None, 0, 20), workers=1, progress=messages.append)
+    again = runner.run_study(out, mode="tiny", data_args=(str(data_dir), None, 0, 20), workers=1,
+                             progress=messages.append)
+    assert again["timing"]["computed"] == 0  # a resumed study says it computed nothing
     assert any("reusing 18 finished runs" in m for m in messages)
     assert not any(m.startswith("[") for m in messages)  # nothing was run again
 
