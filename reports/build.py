@@ -295,12 +295,15 @@ def study_section(study, fig):
             mark = "*" if opt == result["winner"] else ""
             status = ("winner" if opt == result["winner"] else
                       "tie" if result["winner"] is None and opt in result["tied"] else "")
-            rows.append([esc(arch), f"{mark}{esc(opt)}{mark}", num(c["step_size"]), str(c["minibatch_size"]),
+            step = num(c["step_size"]) if opt != "hf" else esc(", ".join(
+                f"{k} {v}" for k, v in c["hf"].items() if runner.HF_DEFAULT[k] != v) or "-")
+            rows.append([esc(arch), f"{mark}{esc(opt)}{mark}", step, str(c["minibatch_size"]),
                          fixed(median) if median is not None else "diverged",
                          f"{fixed(tuned['min_test_loss'])} - {fixed(tuned['max_test_loss'])}"
                          + (f" ({tuned['diverged_seeds']} diverged)" if tuned["diverged_seeds"] else ""),
                          fixed(tuned["ratio_to_pca"]), fixed(tuned["wall_seconds"], 1), status])
-    out.append(table(["architecture", "optimizer", "step", "batch", "test median", "test range", "/ PCA-2",
+    out.append(table(["architecture", "optimizer", "step (HF: options)", "batch", "test median", "test range",
+                      "/ PCA-2",
                       "seconds", ""], rows,
                      ["left", "left", "right", "right", "right", "right", "right", "right", "left"]))
     out.append("\n")

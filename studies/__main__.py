@@ -17,7 +17,7 @@ import sys
 from studies import data as study_data
 from studies import plots
 from studies.fetch import MIRROR, FetchError, fetch
-from studies.runner import StudyError, _dataset, folder_lock, run_study, saved_runs
+from studies.runner import HF_DEFAULT, StudyError, _dataset, folder_lock, run_study, saved_runs
 
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 SCHEDULER_TIMEOUT = 10  # seconds to wait for a Dask scheduler before saying it is not there
@@ -34,6 +34,9 @@ def summary_table(summary):
     for arch, result in summary["architectures"].items():
         for opt, tuned in result["tuned"].items():
             step = "-" if tuned["config"]["step_size"] is None else f"{tuned['config']['step_size']:g}"
+            if opt == "hf":
+                step = ",".join(f"{k[:5]} {v}" for k, v in tuned["config"]["hf"].items()
+                                if HF_DEFAULT[k] != v) or "-"
             median = tuned["median_test_loss"]
             mark = " <- best" if opt == result["winner"] else " (tied)" if opt in result["tied"] and \
                 result["winner"] is None else ""

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 
 from checks.plots import save_figure  # noqa: E402
 from studies import pca  # noqa: E402
-from studies.runner import OPTIMIZERS, load_arrays  # noqa: E402
+from studies.runner import HF_DEFAULT, OPTIMIZERS, load_arrays  # noqa: E402
 
 COLORS = dict(zip(OPTIMIZERS, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]))
 
@@ -26,7 +26,8 @@ def _history(folder, key):
 
 def _label(opt, config):
     if opt == "hf":
-        return f"hf (batch {config['minibatch_size']})"
+        changed = "".join(f", {k} {v}" for k, v in config["hf"].items() if HF_DEFAULT[k] != v)
+        return f"hf (batch {config['minibatch_size']}{changed})"
     return f"{opt} (step {config['step_size']:g}, batch {config['minibatch_size']})"
 
 
@@ -84,8 +85,8 @@ def tuning(summary, arch, out):
             if g["diverged"]:
                 steps.plot(g["step_size"], summary["mean_only_test_loss"] * 1.1, "x", color=COLORS[opt], ms=8)
         best_step = tuned["config"]["step_size"]
-        at_best = sorted([g for g in grid if g["step_size"] == best_step and not g["diverged"]],
-                         key=lambda g: g["minibatch_size"])
+        at_best = sorted([g for g in grid if g["step_size"] == best_step and not g["diverged"]
+                          and g.get("hf") in (None, HF_DEFAULT)], key=lambda g: g["minibatch_size"])
         batches.plot([g["minibatch_size"] for g in at_best], [g["final_validation_loss"] for g in at_best], "-o",
                      color=COLORS[opt], label=f"{opt}" + (f" (step {best_step:g})" if best_step else ""))
     for ax in (steps, batches):

@@ -87,6 +87,10 @@ MODES = {
 }
 TARGET_FACTOR = 1.05  # time-to-target: within 5% of the architecture's best final validation loss
 OPTIMIZERS = ["sgd", "momentum", "rmsprop", "adam", "hf"]
+# Hessian-free's own knobs (Martens 2010 tuned these where our diagnostics point: CG stopped early,
+# damping climbing): the defaults, then one change at a time at HF's best gradient minibatch
+HF_DEFAULT = {"curvature_fraction": 0.1, "max_cg_iterations": 100, "damping": 1.0}
+HF_GRID = [{"curvature_fraction": 0.3}, {"max_cg_iterations": 250}, {"damping": 0.1}]
 L2_COEF = 1e-5
 RECONSTRUCTED = 8  # validation digits whose reconstructions are kept
 
@@ -132,6 +136,8 @@ def run_one(config, data_args):
                    test_inputs=dataset.validation, seed=config["seed"])
     if config["optimizer"] != "hf":
         options["step_size"] = config["step_size"]
+    else:
+        options.update(config["hf"])
     tic = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # divergence is in the history, and in the record
@@ -220,15 +226,19 @@ def load_arrays(folder, key):
         return {k: f[k] for k in f.files}
 
 
-def make_config(architecture, optimizer, step_size, minibatch_size, epochs, seed, dtype="float64"):
+def make_config(architecture, optimizer, step_size, minibatch_size, epochs, seed, dtype="float64", hf=None):
+    """A run's config; HF has no step size but its own options (``HF_DEFAULT`` changed by ``hf``)."""
     return {"architecture": architecture, "optimizer": optimizer,
             "step_size": None if optimizer == "hf" else step_size, "minibatch_size": minibatch_size,
-            "epochs": epochs, "seed": seed, "l2_coef": L2_COEF, "dtype": dtype}
+            "epochs": epochs, "seed": seed, "l2_coef": L2_COEF, "dtype": dtype,
+            "hf": {**HF_DEFAULT, **(hf or {})} if optimizer == "hf" else None}
 
 
 def describe_config(config):
     step = "" if config["step_size"] is None else f" step {config['step_size']}"
-    return (f"{config['architecture']} {config['optimizer']}{step} batch {config['minibatch_size']} "
+    changed = {k: v for k, v in (config.get("hf") or {}).items() if HF_DEFAULT[k] != v}
+    options = "".join(f" {k} {v}" for k, v in changed.items())
+    return (f"{config['architecture']} {config['optimizer']}{step}{options} batch {config['minibatch_size']} "
             f"seed {config['seed']}")
 
 
@@ -332,6 +342,19 @@ class _OneThreadPool(concurrent.futures.ProcessPoolExecutor):
             os.environ.setdefault(name, "1")
         super().__init__(workers, mp_context=multiprocessing.get_context("spawn"),
                          initializer=_worker_start, initargs=(os.getpid(),))
+
+    def submit(self, fn, /, *args, **kwargs):
+        # Workers are spawned inside submit.  With SIGINT blocked meanwhile they start with it
+        # blocked (the mask is inherited), so a Ctrl-C during their start-up cannot print a
+        # traceback from them; here it is only delayed until the mask is restored.
+        blocking = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
+        if blocking:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return super().submit(fn, *args, **kwargs)
+        finally:
+            if blocking:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     def stop_workers(self):
         """Cancel what has not started and end the runs in progress (Ctrl-C, a failed run)."""
@@ -483,10 +506,14 @@ def run_study(folder, mode="quick", data_args=(None, None, 0), seed=0, executor=
             stage2 = {}
             for arch, opt in pairs:
                 best = best_of(grids[arch, opt])
-                stage2[arch, opt] = ([] if opt == "hf" else
-                                     [make_config(arch, opt, best["config"]["step_size"], b, spec["epochs"], seed)
-                                      for b in minibatches if b != best["config"]["minibatch_size"]])
-            run([c for cs in stage2.values() for c in cs], "stage 2 (minibatch sizes at the best step)")
+                if opt == "hf":  # HF's own options, one change at a time, at its best minibatch
+                    stage2[arch, opt] = [make_config(arch, opt, None, best["config"]["minibatch_size"],
+                                                     spec["epochs"], seed, hf=change) for change in HF_GRID]
+                else:
+                    stage2[arch, opt] = [make_config(arch, opt, best["config"]["step_size"], b, spec["epochs"], seed)
+                                         for b in minibatches if b != best["config"]["minibatch_size"]]
+            run([c for cs in stage2.values() for c in cs],
+                "stage 2 (minibatch sizes at the best step; HF's options at its best minibatch)")
             tuned, seeded = {}, {}
             for pair in pairs:
                 grids[pair] += stage2[pair]
@@ -579,6 +606,7 @@ def summarise(folder, mode, spec, grids, extensions, tuned_configs, seeded, reco
                 "wall_seconds": _median([r["wall_seconds"] for r in runs]),
                 "extensions": extensions.get((arch, opt), {"low": 0, "high": 0}),
                 "grid": [{"step_size": r["config"]["step_size"], "minibatch_size": r["config"]["minibatch_size"],
+                          "hf": r["config"].get("hf"),
                           "final_validation_loss": r["final_validation_loss"], "diverged": bool(r["diverged"]),
                           "key": r["key"]} for r in grid]}
         ranked, tied, winner, margin = _ranking(tuned)
@@ -601,7 +629,8 @@ def summarise(folder, mode, spec, grids, extensions, tuned_configs, seeded, reco
                         f"{grid_text} at minibatch {sizes['minibatches'][len(sizes['minibatches']) // 2]}, "
                         f"the grid extended past an edge that holds the best step (at most "
                         f"{spec['max_extensions']} points a side), then the best step at minibatch sizes "
-                        f"{sizes['minibatches']}; HF over gradient minibatches {sizes['hf_minibatches']}; "
+                        f"{sizes['minibatches']}; HF over gradient minibatches {sizes['hf_minibatches']} with "
+                        f"{HF_DEFAULT}, then at its best minibatch each of {HF_GRID}; "
                         f"best = lowest validation loss after {spec['epochs']} epochs, diverged runs excluded; "
                         f"the tuned config is rerun with seeds {seed_list(spec, first_seed)} and scored on the "
                         "test set"

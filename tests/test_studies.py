@@ -235,9 +235,9 @@ def test_study_runs_tunes_resumes_and_never_confuses_configs(tmp_path, monkeypat
     summary = runner.run_study(out, mode="tiny", data_args=(str(data_dir), None, 0, 20), workers=1,
                                progress=messages.append)
     n_runs = len(list((out / "runs").glob("*.json")))
-    # per architecture: stage 1, 2 steps x 4 optimizers + HF; stage 2, one more minibatch each;
-    # stage 3, one more seed for each of the 5 tuned configs
-    assert n_runs == 2 * (2 * 4 + 1 + 4 + 5)
+    # per architecture: stage 1, 2 steps x 4 optimizers + HF; stage 2, one more minibatch each and
+    # HF's three options; stage 3, one more seed for each of the 5 tuned configs
+    assert n_runs == 2 * (2 * 4 + 1 + 4 + len(runner.HF_GRID) + 5)
     for arch in TINY["architectures"]:
         result = summary["architectures"][arch]
         assert result["best"] in runner.OPTIMIZERS
