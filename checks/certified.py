@@ -96,12 +96,13 @@ def taylor_series(model, inputs, w, p):
 
 
 def exact_dot(a, b):
-    """a.b as one ball: float64 vectors convert exactly, the sum is rigorous."""
-    return (numeric.to_arb(a) * numeric.to_arb(b)).sum() if not numeric.is_arb(a) else (a * numeric.to_arb(b)).sum()
+    """a.b as one ball: float64 vectors convert exactly (balls stay balls), the sum is rigorous."""
+    return (numeric.to_arb(a) * numeric.to_arb(b)).sum()
 
 
 def _upper(ball):
-    return float((abs(ball)).upper()) if hasattr(ball, "upper") else float(abs(ball))
+    """An upper bound of |ball| as a float (rounded up)."""
+    return float(np.nextafter(float(abs(ball).upper()), np.inf))
 
 
 def evaluation_bound(value, balls):

@@ -255,6 +255,9 @@ def certified_section(checks):
     return "".join(out) + "\n"
 
 
+HF_SHORT = {"curvature_fraction": "curvature", "max_cg_iterations": "CG", "damping": "damping"}
+
+
 def study_verdict(result):
     """The winner with its margin, or the tie and who is in it (the CLI's sentence, for the PDF)."""
     if result["winner"] is not None:
@@ -296,17 +299,18 @@ def study_section(study, fig):
             status = ("winner" if opt == result["winner"] else
                       "tie" if result["winner"] is None and opt in result["tied"] else "")
             step = num(c["step_size"]) if opt != "hf" else esc(", ".join(
-                f"{k} {v}" for k, v in c["hf"].items() if runner.HF_DEFAULT[k] != v) or "-")
+                f"{HF_SHORT[k]} {v}" for k, v in c["hf"].items() if runner.HF_DEFAULT[k] != v) or "-")
             rows.append([esc(arch), f"{mark}{esc(opt)}{mark}", step, str(c["minibatch_size"]),
                          fixed(median) if median is not None else "diverged",
                          f"{fixed(tuned['min_test_loss'])} - {fixed(tuned['max_test_loss'])}"
                          + (f" ({tuned['diverged_seeds']} diverged)" if tuned["diverged_seeds"] else ""),
                          fixed(tuned["ratio_to_pca"]), fixed(tuned["wall_seconds"], 1), status])
+    out.append("#[#set text(size: 8pt)\n")  # nine columns: smaller type keeps each row on the page
     out.append(table(["architecture", "optimizer", "step (HF: options)", "batch", "test median", "test range",
                       "/ PCA-2",
                       "seconds", ""], rows,
                      ["left", "left", "right", "right", "right", "right", "right", "right", "left"]))
-    out.append("\n")
+    out.append("]\n")
     ratios = {}
     for arch, result in study["architectures"].items():
         ratios[arch] = result["tuned"][result["best"]]["ratio_to_pca"]
