@@ -326,7 +326,23 @@ def study_section(study, fig):
         r = nonlinear[best_arch]
         out.append(f"Target: the best nonlinear net at most 0.8 of PCA-2: {esc(best_arch)} reaches {fixed(r)}, "
                    f"{'met' if r <= 0.8 else 'not met in this mode'}.\n\n")
-    out.append(f"*Budgets.* {esc(study['target_rule'])}. Examples count every example through a gradient "
+    out.append("*Hessian-free at equal budgets.* HF's median final validation loss against the best "
+               "first-order method's at the same training seconds and at the same examples processed "
+               "(medians over the seeds):\n")
+    for arch, result in study["architectures"].items():
+        b = result.get("hf_at_equal_budget")
+        if not b:
+            continue
+        line = (f"- {esc(arch)}: HF {fixed(b['hf_validation'])}; {esc(b['first_order'])} "
+                f"{fixed(b['seconds']['first_order_validation'])} within HF's {num(b['seconds']['budget'], 3)} s "
+                f"(HF {100 * b['seconds']['hf_over_first_order']:+.1f}%) and "
+                f"{fixed(b['examples']['first_order_validation'])} within its {num(b['examples']['budget'], 3)} "
+                f"examples (HF {100 * b['examples']['hf_over_first_order']:+.1f}%)")
+        if study["mode"] == "full" and arch.startswith("relu"):
+            met = b["seconds"]["hf_over_first_order"] <= 0.05
+            line += f"; target within 5% at equal seconds: {'met' if met else 'not met'}"
+        out.append(line + ".\n")
+    out.append(f"\n*Budgets.* {esc(study['target_rule'])}. Examples count every example through a gradient "
                "or a curvature product, so HF's Gauss-Newton products are paid for.\n\n")
     rows = []
     for arch, result in study["architectures"].items():

@@ -572,6 +572,34 @@ def time_to_target(runs, target, n_train):
             "examples": _median([x for _, _, x in hits])}
 
 
+def _loss_within(run, budget, measure, n_train):
+    """Validation loss at the last epoch end whose spent ``measure`` (seconds, or examples) fits the budget."""
+    h = run["history"]
+    spent = h["seconds"] if measure == "seconds" else [p * n_train for p in h["passes"]]
+    within = [loss for loss, used in zip(h["validation_loss"], spent) if used <= budget]
+    return within[-1] if within else h["initial"]["validation_loss"]
+
+
+def hf_at_equal_budget(runs_by_optimizer, n_train):
+    """HF's median final validation loss against the best first-order method's at the same seconds and
+    at the same examples processed (gradient and curvature examples both count), medians over seeds."""
+    finished = {o: [r for r in runs if not r["diverged"] and r["history"]["validation_loss"]]
+                for o, runs in runs_by_optimizer.items()}
+    first_order = [o for o in finished if o != "hf" and finished[o]]
+    if not finished.get("hf") or not first_order:
+        return None
+    best = min(first_order, key=lambda o: _median([r["final_validation_loss"] for r in finished[o]]))
+    hf = finished["hf"]
+    out = {"first_order": best, "hf_validation": _median([r["final_validation_loss"] for r in hf])}
+    for measure in ("seconds", "examples"):
+        budget = _median([r["history"]["seconds"][-1] if measure == "seconds"
+                          else r["history"]["passes"][-1] * n_train for r in hf])
+        theirs = _median([_loss_within(r, budget, measure, n_train) for r in finished[best]])
+        out[measure] = {"budget": budget, "first_order_validation": theirs,
+                        "hf_over_first_order": out["hf_validation"] / theirs - 1}
+    return out
+
+
 def summarise(folder, mode, spec, grids, extensions, tuned_configs, seeded, records, dataset, sizes):
     data = dataset.describe()
     yardstick = pca.fit(dataset.train, k=2)
@@ -616,7 +644,10 @@ def summarise(folder, mode, spec, grids, extensions, tuned_configs, seeded, reco
             runs = [records[k] for k in tuned[opt]["seed_keys"]]
             tuned[opt]["time_to_target"] = (time_to_target(runs, target, data["train"]) if target is not None
                                             else None)
+        hf_budget = hf_at_equal_budget({o: [records[k] for k in tuned[o]["seed_keys"]] for o in OPTIMIZERS},
+                                       data["train"])
         architectures[arch] = {"tuned": tuned, "ranking": ranked, "tied": tied, "winner": winner,
+                               "hf_at_equal_budget": hf_budget,
                                "best": ranked[0], "runner_up": ranked[1], "margin": margin, "target": target}
     grid_text = {o: STEP_GRID[o][spec["steps"]] for o in STEP_GRID}
     first_seed = next(iter(tuned_configs.values()))["seed"]

@@ -59,7 +59,8 @@ def test_report_has_every_section_and_the_records_numbers(results, tmp_path):
         tuned = result["tuned"][result["best"]]
         assert f"{tuned['median_test_loss']:.3f}" in text
         assert f"{tuned['min_test_loss']:.3f} - {tuned['max_test_loss']:.3f}" in text
-    for section in ("Seeds.", "Budgets.", "seeds reaching", "test median", "validation set chooses"):
+    for section in ("Seeds.", "Budgets.", "seeds reaching", "test median", "validation set chooses",
+                    "Hessian-free at equal budgets."):
         assert section in text, section
     assert len(pypdf.PdfReader(path).pages) >= 8
 

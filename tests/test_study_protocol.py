@@ -154,3 +154,20 @@ def test_every_method_must_be_beaten_beyond_both_spreads():
     # the runner-up is clearly beaten, but a third method's own spread reaches the best median's margin
     results = {"adam": tuned(10.0, 9.9, 10.1), "sgd": tuned(11.0, 10.9, 11.1), "hf": tuned(12.0, 9.5, 14.5)}
     assert runner._ranking(results)[1:3] == (["adam", "hf"], None)
+
+
+def test_hf_is_compared_with_the_best_first_order_method_at_equal_seconds_and_examples():
+    def run(losses, seconds, passes, final=None):
+        n = len(losses)
+        return {"diverged": None, "final_validation_loss": losses[-1] if final is None else final,
+                "history": {"validation_loss": losses, "seconds": seconds, "passes": passes,
+                            "epoch": list(range(1, n + 1)), "initial": {"validation_loss": 50.0}}}
+    runs = {"hf": [run([30, 20], [10, 20], [5, 10])] * 3,
+            "adam": [run([25, 18, 15], [8, 16, 24], [1, 2, 3])] * 3,   # best first-order by its final loss
+            "sgd": [run([40, 35, 30], [1, 2, 3], [1, 2, 3])] * 3}
+    result = runner.hf_at_equal_budget(runs, n_train=100)
+    assert result["first_order"] == "adam" and result["hf_validation"] == 20
+    assert result["seconds"] == {"budget": 20, "first_order_validation": 18, "hf_over_first_order": 20 / 18 - 1}
+    # HF spent 10 passes = 1000 examples; adam's whole run (300 examples) fits
+    assert result["examples"]["first_order_validation"] == 15
+    assert runner.hf_at_equal_budget({"hf": [], "adam": runs["adam"]}, 100) is None
