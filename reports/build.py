@@ -258,6 +258,20 @@ def certified_section(checks):
 HF_SHORT = {"curvature_fraction": "curvature", "max_cg_iterations": "CG", "damping": "damping"}
 
 
+def hf_budget_line(arch, b, mode):
+    """One bullet: HF against the best first-order method at equal seconds and examples; in full mode
+    on the deep ReLU net, whether HF came within 5% at equal seconds."""
+    line = (f"- {esc(arch)}: HF {fixed(b['hf_validation'])}; {esc(b['first_order'])} "
+            f"{fixed(b['seconds']['first_order_validation'])} within HF's {num(b['seconds']['budget'], 3)} s "
+            f"(HF {100 * b['seconds']['hf_over_first_order']:+.1f}%) and "
+            f"{fixed(b['examples']['first_order_validation'])} within its {num(b['examples']['budget'], 3)} "
+            f"examples (HF {100 * b['examples']['hf_over_first_order']:+.1f}%)")
+    if mode == "full" and arch.startswith("relu"):
+        met = b["seconds"]["hf_over_first_order"] <= 0.05
+        line += f"; target within 5% at equal seconds: {'met' if met else 'not met'}"
+    return line + ".\n"
+
+
 def study_verdict(result):
     """The winner with its margin, or the tie and who is in it (the CLI's sentence, for the PDF)."""
     if result["winner"] is not None:
@@ -330,18 +344,8 @@ def study_section(study, fig):
                "first-order method's at the same training seconds and at the same examples processed "
                "(medians over the seeds):\n")
     for arch, result in study["architectures"].items():
-        b = result.get("hf_at_equal_budget")
-        if not b:
-            continue
-        line = (f"- {esc(arch)}: HF {fixed(b['hf_validation'])}; {esc(b['first_order'])} "
-                f"{fixed(b['seconds']['first_order_validation'])} within HF's {num(b['seconds']['budget'], 3)} s "
-                f"(HF {100 * b['seconds']['hf_over_first_order']:+.1f}%) and "
-                f"{fixed(b['examples']['first_order_validation'])} within its {num(b['examples']['budget'], 3)} "
-                f"examples (HF {100 * b['examples']['hf_over_first_order']:+.1f}%)")
-        if study["mode"] == "full" and arch.startswith("relu"):
-            met = b["seconds"]["hf_over_first_order"] <= 0.05
-            line += f"; target within 5% at equal seconds: {'met' if met else 'not met'}"
-        out.append(line + ".\n")
+        if result.get("hf_at_equal_budget"):
+            out.append(hf_budget_line(arch, result["hf_at_equal_budget"], study["mode"]))
     out.append(f"\n*Budgets.* {esc(study['target_rule'])}. Examples count every example through a gradient "
                "or a curvature product, so HF's Gauss-Newton products are paid for.\n\n")
     rows = []

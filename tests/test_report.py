@@ -126,3 +126,17 @@ def test_a_summary_over_runs_of_other_data_stops_the_build(results, tmp_path):
             build(results, tmp_path / "report.pdf")
     finally:
         path.write_text(original)
+
+
+def test_the_full_mode_hf_target_is_stated_from_the_record():
+    from reports.build import hf_budget_line
+
+    def budget(ratio):
+        part = {"budget": 212.5, "first_order_validation": 16.451, "hf_over_first_order": ratio}
+        return {"first_order": "adam", "hf_validation": 16.451 * (1 + ratio), "seconds": part, "examples": part}
+
+    relu = "relu 784-512-128-2-128-512-784"
+    assert "HF +13.8%) and" in hf_budget_line(relu, budget(0.138), "full")
+    assert "target within 5% at equal seconds: not met" in hf_budget_line(relu, budget(0.138), "full")
+    assert "target within 5% at equal seconds: met" in hf_budget_line(relu, budget(0.04), "full")
+    assert "target" not in hf_budget_line(relu, budget(0.04), "quick")
