@@ -21,6 +21,8 @@ switch point (a ReLU pre-activation containing 0) cannot be decided and
 raises ``UncertifiableError`` instead of guessing.
 """
 
+import functools
+
 import mpmath
 import numpy as np
 
@@ -44,6 +46,7 @@ def _flint():
     return flint
 
 
+@functools.cache  # asked by every elementwise call on an object array: import (or fail) once
 def _arb_type():
     """flint.arb if python-flint is importable (without failing when it is not)."""
     try:

@@ -131,16 +131,15 @@ class Lab:
         exact = numeric.to_float64(np.asarray(exact))
         theirs = np.asarray(theirs, dtype=float)
         if theirs.shape != exact.shape:
-            self.records.append(records.verdict("engine", part, float("inf"), THRESHOLD, self.context(
-                where=where, **fields), reason=f"shape {theirs.shape}, expected {exact.shape}"))
+            self.failure(where, part, f"shape {theirs.shape}, expected {exact.shape}", **fields)
             return
         scale = np.linalg.norm(exact)
         error = np.linalg.norm(theirs - exact) / scale if scale > 0 else np.linalg.norm(theirs)
         self.records.append(records.verdict("engine", part, error, THRESHOLD, self.context(where=where, **fields)))
 
-    def failure(self, where, part, reason):
+    def failure(self, where, part, reason, **fields):
         self.records.append(records.verdict("engine", part, float("inf"), THRESHOLD,
-                                            self.context(where=where), reason=reason))
+                                            self.context(where=where, **fields), reason=reason))
 
     def call(self, where, fn, *args):
         """fn(*args), noting an exception (then FAILED is returned) or an argument changed in place."""

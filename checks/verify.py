@@ -209,11 +209,13 @@ def verify(fun, x, grad=None, hvp=None, gnvp=None, residual=None, jvp=None, vjp=
     def cannot(check, quantity, reason):
         out.append(records.cannot_run(check, quantity, reason, context))
 
+    with mpmath.workdps(MP_DPS):  # does fun compute in mpmath? asked once, for every 50-digit check
+        mp_reason = _mp_try("fun", fun, numeric.to_mp(x))[1]
     if grad is not None:
         g = _vector("grad(x)", _call("grad", grad, x), n)
-        curves = _gradient_checks(fun, x, f0, g, ps, dense_limit, judge, cannot, detection)
+        curves = _gradient_checks(fun, x, f0, g, ps, dense_limit, judge, cannot, detection, mp_reason)
     if hvp is not None:
-        _hessian_checks(fun, grad, hvp, x, ps, n, judge, cannot, detection)
+        _hessian_checks(fun, grad, hvp, x, ps, n, judge, cannot, detection, mp_reason)
     if gnvp is not None:
         _gauss_newton_checks(residual, gnvp, x, ps, n, dense_limit, judge, cannot, detection)
     if jvp is not None and vjp is not None:
@@ -246,7 +248,7 @@ def _planted_power(claimed, caught, check):
     return {"smallest_caught": smallest, "check": check, "entry": k, "false_alarm": bool(caught(claimed))}
 
 
-def _gradient_checks(fun, x, f0, g, ps, dense_limit, judge, cannot, detection):
+def _gradient_checks(fun, x, f0, g, ps, dense_limit, judge, cannot, detection, mp_reason):
     n = x.shape[0]
     central = lambda p, h: (_scalar("fun", fun(x + h * p)) - _scalar("fun", fun(x - h * p))) / (2 * h)  # noqa: E731
     curves = {}
@@ -297,9 +299,8 @@ def _gradient_checks(fun, x, f0, g, ps, dense_limit, judge, cannot, detection):
     # 50 digits
     with mpmath.workdps(MP_DPS):
         x_mp = numeric.to_mp(x)
-        value, reason = _mp_try("fun", fun, x_mp)
-        if reason is not None:
-            cannot("50 digits", "gradient", reason)
+        if mp_reason is not None:
+            cannot("50 digits", "gradient", mp_reason)
         else:
             h = mpmath.mpf(H_MP)
             estimates = [float((_mp_scalar(fun, x_mp + h * numeric.to_mp(p))
@@ -329,7 +330,7 @@ def _gradient_checks(fun, x, f0, g, ps, dense_limit, judge, cannot, detection):
     return curves
 
 
-def _hessian_checks(fun, grad, hvp, x, ps, n, judge, cannot, detection):
+def _hessian_checks(fun, grad, hvp, x, ps, n, judge, cannot, detection, mp_reason):
     claims = [_vector("hvp(x, p)", _call("hvp", hvp, x, p), n) for p in ps]
     for k in range(len(ps) - 1):  # symmetry: u.(H v) = v.(H u)
         u, v = ps[k], ps[k + 1]
@@ -358,9 +359,8 @@ def _hessian_checks(fun, grad, hvp, x, ps, n, judge, cannot, detection):
     # 50 digits: p.Hp from fun alone, a second difference in mpmath
     with mpmath.workdps(MP_DPS):
         x_mp = numeric.to_mp(x)
-        _, reason = _mp_try("fun", fun, x_mp)
-        if reason is not None:
-            cannot("50 digits", "Hv", reason)
+        if mp_reason is not None:
+            cannot("50 digits", "Hv", mp_reason)
         else:
             for k, (p, claim) in enumerate(zip(ps, claims)):
                 p_mp, h = numeric.to_mp(p), mpmath.mpf(10) ** -12
@@ -382,7 +382,7 @@ def _hessian_checks(fun, grad, hvp, x, ps, n, judge, cannot, detection):
 
 
 def _gauss_newton_checks(residual, gnvp, x, ps, n, dense_limit, judge, cannot, detection):
-    r0 = _vector("residual(x)", _call("residual", residual, x), None)
+    _vector("residual(x)", _call("residual", residual, x), None)  # a clear error for a bad residual first
     claims = [_vector("gnvp(x, p)", _call("gnvp", gnvp, x, p), n) for p in ps]
     for k in range(len(ps) - 1):
         u, v = ps[k], ps[k + 1]
@@ -411,7 +411,6 @@ def _gauss_newton_checks(residual, gnvp, x, ps, n, dense_limit, judge, cannot, d
                   estimator="J^T J p, J by complex steps")
         detection["GNv"] = _planted_power(claims[0], lambda v: _error(v, references[0], np.linalg.norm(
             references[0])) > TARGETS["complex step"], "complex step, J^T J p")
-    del r0
 
 
 def assert_verified(fun, x, **kwargs):
