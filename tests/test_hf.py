@@ -67,17 +67,37 @@ def test_levenberg_marquardt_rule():
     assert levenberg_marquardt(1.0, 0.9) == pytest.approx(2 / 3)
 
 
+class LoggedQuadraticModel(QuadraticModel):
+    """Keeps every objective value the stepper asks for, in order."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.values = []
+
+    def compute_loss(self, batch):
+        value, grad = super().compute_loss(batch)
+        self.values.append(float(value))
+        return value, grad
+
+
 def test_backtracking_returns_the_best_saved_iterate_when_the_last_is_worse():
     values = {1: 5.0, 2: 3.0, 3: 4.0, 4: 6.0}
     saved = [(i, i, None) for i in values]
     assert backtrack(saved, values.get) == (1, 3.0)  # 6 > 4 > 3, and 5 is not below 3: stop
     assert backtrack(saved[:1], values.get) == (0, 5.0)
-    # in a step: an over-confident curvature makes the last CG iterate overshoot, and an earlier one wins
-    A = spd(30, 100)
-    model = QuadraticModel(A, np.zeros(30), 0.3 * A)
-    _, _, _, info = hf_step(model, np.random.default_rng(1).standard_normal(30), damping=1e-3,
-                            max_cg_iterations=200)
-    assert info["backtrack_iteration"] < info["cg_iterations"]
+    # in a step: the curvature is over-confident (0.3 A) along the flat directions only, which CG
+    # resolves last, so its last iterates overshoot there and an earlier one wins.  A diagonal A keeps
+    # every comparison far from round-off: each objective backtracking compares differs from the next
+    # by more than 1e-5 relative (asserted; round-off is 1e-16), so no BLAS kernel can change the outcome.
+    d = np.logspace(0, 2, 30)
+    model = LoggedQuadraticModel(np.diag(d), np.zeros(30), np.diag(np.where(d < 10, 0.3, 1.0) * d))
+    _, _, _, info = hf_step(model, np.ones(30), damping=1e-3, max_cg_iterations=8)
+    assert info["step_length"] == 1.0  # the chosen iterate passed Armijo at once: no further evaluations
+    seen = model.values[2:]  # after the gradient and the curvature point: backtracking's objectives
+    assert info["backtrack_iteration"] < info["cg_iterations"] == 8
+    assert all(abs(a - b) > 1e-5 * abs(a) for a, b in zip(seen, seen[1:]))
+    chosen = min(seen)
+    assert seen[0] > chosen * (1 + 1e-5) and seen[-1] > chosen  # the last iterate lost; the walk stopped at a rise
 
 
 def test_a_warm_start_worse_than_zero_restarts_from_zero():
