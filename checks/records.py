@@ -71,8 +71,29 @@ def _plain(value):
 def write_json(obj, path):
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_plain(obj), indent=1))
+    path.write_text(json.dumps(_plain(obj), indent=1, allow_nan=False))
     return path
+
+
+BOUND_FIELDS = ("measured", "threshold", "absolute")  # numbers a verdict rests on
+
+
+def verdict_problems(records):
+    """What is wrong with records read back from a file: a pass/fail verdict must rest on finite
+    numbers and follow from them (measured <= threshold is a pass), whoever wrote the file."""
+    problems = []
+    for k, r in enumerate(records):
+        if not isinstance(r, dict) or r.get("verdict") not in ("pass", "fail"):
+            continue
+        label = f"record {k} ({r.get('check')}, {r.get('quantity')}, {r.get('dtype')})"
+        bad = [f for f in BOUND_FIELDS if f in r and not (isinstance(r[f], (int, float)) and not isinstance(r[f], bool)
+                                                          and math.isfinite(r[f]))]
+        if bad or "threshold" not in r or "measured" not in r:
+            problems.append(f"{label}: {', '.join(bad) or 'measured or threshold'} is not a finite number")
+        elif (r["measured"] <= r["threshold"]) != (r["verdict"] == "pass"):
+            problems.append(f"{label}: verdict {r['verdict']} does not follow from measured {r['measured']!r} "
+                            f"and threshold {r['threshold']!r}")
+    return problems
 
 
 def read_json(path):

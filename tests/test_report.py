@@ -87,6 +87,39 @@ def test_a_stale_record_stops_the_build(results, tmp_path):
         path.write_text(original)
 
 
+@pytest.mark.parametrize("tamper, says", [
+    (lambda r: r.update(measured=float("nan")), "measured is not a finite number"),
+    (lambda r: r.update(absolute=float("inf")), "absolute is not a finite number"),
+    (lambda r: r.update(measured=r["threshold"] * 10), "verdict pass does not follow from measured"),
+], ids=["nan", "inf bound", "verdict"])
+def test_a_records_file_whose_verdict_rests_on_no_number_or_does_not_follow_is_refused(results, tmp_path, tamper,
+                                                                                     says):
+    path = results / "checks-quick" / "records.json"
+    original = path.read_text()
+    saved = json.loads(original)
+    k = next(k for k, r in enumerate(saved["records"]) if r["check"] == "certified: total" and r["verdict"] == "pass")
+    tamper(saved["records"][k])
+    path.write_text(json.dumps(saved))  # json writes NaN and Infinity unless told not to
+    try:
+        with pytest.raises(ReportError, match=rf"checks: .*record {k} \(certified: total, .*\): {says}"):
+            build(results, tmp_path / "report.pdf")
+    finally:
+        path.write_text(original)
+    assert not (tmp_path / "report.pdf").exists()
+
+
+def test_the_certified_section_says_what_each_record_proves(results, tmp_path):
+    from checks.certified import sentence
+
+    text = " ".join(pdf_text(build(results, tmp_path / "report.pdf")).split())
+    records = json.loads((results / "checks-quick" / "records.json").read_text())["records"]
+    found = [r for r in records if r["check"].startswith("certified")]
+    for net in {r["net"] for r in found}:
+        said = sentence([r for r in found if r["net"] == net])
+        assert "every entry of the gradient" in said
+        assert said.split("float64 ")[1].split(";")[0] in text  # the float64 bounds as the records have them
+
+
 def test_a_current_benchmark_record_is_shown_and_a_stale_one_is_not(results, tmp_path):
     from studies import bench
 
