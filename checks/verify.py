@@ -8,29 +8,50 @@ The user's claims: ``grad(x)`` (the gradient), ``hvp(x, p)`` (H p),
 ``gnvp(x, p)`` with ``residual(x)`` (G p for G = J^T J, J the Jacobian of the
 residual vector r; for fun = 1/2 r.r this is fun's Gauss-Newton matrix), and
 ``jvp(x, v)`` / ``vjp(x, u)`` (J v and J^T u of the residual).  Every
-estimator that applies runs; one that cannot says why:
+estimator that applies runs; one that cannot says why.
 
-* complex step (h = 1e-30): the reference gradient entry by entry (n
-  evaluations, up to ``dense_limit`` entries), H p from the complex step of
-  ``grad``, J p and J column by column from the residual.  Needs a
-  complex-analytic function: a TypeError, a ComplexWarning, a real result, or
-  disagreement with central differences is "cannot run" with the message;
-* 50 digits: central differences in mpmath at h = 1e-15 when the callables
-  take object arrays of mpf;
-* central differences over a sweep of h, and Richardson extrapolation
-  (4 D(h/2) - D(h)) / 3, each at the best h read off its own curve, for any
-  float64 function;
-* the Taylor test (remainders of orders 2 and 3 along each direction, fitted
-  over the window above round-off; measured is how far the fitted slope falls
-  short of 2 or 3: a wrong gradient leaves slope 1, a wrong Hv slope 2, and a
-  steeper slope means a vanishing next term, not an error), symmetry u.(Hv) = v.(Hu), the adjoint
-  identity u.(Jv) = (J^T u).v, and p.Gp = |Jp|^2 >= 0.
+Entry by entry.  The complex step (h = 1e-30) gives every partial derivative
+without cancellation: the gradient along each e_i, H p as the complex step of
+``grad``, J column by column (up to ``dense_limit`` entries); where fun
+computes in mpmath, 50-digit central differences along each e_i give the
+gradient too.  Each entry is judged against its own tolerance, never against
+the vector's norm, so a wrong small entry fails:
 
-Errors are normwise: a vector against the reference's norm, a directional
-derivative g.p against |g| |p|.  Detection power is measured, not claimed:
-the claimed vector's median-size entry is planted with relative errors 1e-2
-... 1e-14 and the strongest check that ran is asked again; the smallest error
-caught (and every larger one) is reported.
+    |claim_i - reference_i| <= 8 (noise_i + eps (|claim_i| + |reference_i|))
+
+where noise_i, the rounding scale, is measured: the claim (and the
+reference) are evaluated again at 3 copies of x moved in their last bits
+(x_j (1 + u eps), u uniform in [-2, 2]); the largest change of entry i is the
+size of the rounding of its float evaluation (Moré and Wild's idea of
+measuring computational noise from nearby evaluations).  A claim within eps
+of the reference is "exact to working precision"; one within its noise is
+"right up to the rounding of its float evaluation"; beyond it, "wrong".
+The measured value is the worst entry's error over its tolerance (target 1).
+
+Along directions.  Central differences and Richardson extrapolation at the
+best step of their own curves, 50-digit directional differences, the Taylor
+test (remainders of orders 2 and 3; a steeper slope is a vanishing next term),
+symmetry u.(Hv) = v.(Hu), the adjoint identity, p.Gp = |Jp|^2 >= 0.  Their
+errors are relative to max(|g| |p|, the variation of f over 1e-3 along p),
+less the claim's own noise along p, so a stationary point or a constant
+function is judged absolutely and no verdict rests on nan.
+
+Honesty.  A step that leaves fun's domain (an exception or a non-finite
+value at x + h p) is dropped from that estimator's steps; the call aborts
+only when fun(x) itself is not finite.  Where a central-difference curve
+straddles a kink (|f(x+hp) - 2 f(x) + f(x-hp)| / h flat over a decade, then
+falling) the directional checks along p say "cannot judge near a kink at
+distance ~d".  The complex step is refused (not failed) where fun is not
+complex-analytic: a TypeError, a ComplexWarning, a real result, a float32
+evaluation, or a complex step that disagrees with Richardson extrapolation
+beyond the finite differences' own spread.  The 50-digit checks are refused
+where fun does not compute in mpmath, including a float64 piece inside it
+(its 50-digit central differences at h = 1e-15 and 1e-22 then disagree).
+
+Detection power is measured, not claimed: the smallest, the median and the
+largest nonzero entry of the claim are planted with relative errors 1e-2
+... 1e-14 in turn and the entrywise check is asked again; the smallest error
+caught (and every larger one) is reported for each.
 """
 
 import math
@@ -41,14 +62,19 @@ import numpy as np
 
 from ae import numeric
 from checks import records
-from checks.taylor import fitted_window, slope
+from checks.taylor import slope
 
 H_COMPLEX = 1e-30
-H_MP, MP_DPS = 1e-15, 50
+H_MP, H_MP_SMALL, MP_DPS = 1e-15, 1e-22, 50
 SWEEP = np.logspace(-1, -12, 23)
 DELTAS = [10.0**-k for k in range(2, 15)]
-TARGETS = {"complex step": 1e-13, "50 digits": 1e-14, "central difference": 1e-8, "Richardson": 1e-9,
-           "symmetry": 1e-12, "adjoint": 1e-12, "p.Gp = |Jp|^2": 1e-12, "Taylor": 0.1, "PSD": 1e-13}
+ROUNDOFF_FACTOR = 8  # an entry's tolerance in units of its measured rounding scale
+JITTERS = 3  # copies of x moved in their last bits, to measure the rounding scale
+VARIATION_STEP = 1e-3  # the step of the scale of directional checks at stationary points
+# entrywise checks are judged in units of each entry's tolerance (target 1); the rest as relative errors
+TARGETS = {"complex step": 1.0, "50 digits": 1.0, "central difference": 1e-8, "Richardson": 1e-9,
+           "50 digits, p.Hp": 1e-14, "symmetry": 1e-12, "adjoint": 1e-12, "p.Gp = |Jp|^2": 1e-12,
+           "Taylor": 0.1, "PSD": 1e-13}
 EPS = np.finfo(float).eps
 # the 5 smallest steps above round-off: a longer window reaches steps where the next terms of the
 # expansion can cancel the one measured (a remainder crossing zero bends the fitted line)
@@ -92,9 +118,29 @@ def _vector(name, value, length):
     return array
 
 
-def _error(approx, exact, scale):
-    return float(np.linalg.norm(np.asarray(approx) - np.asarray(exact)) / scale) if scale > 0 else float(
-        np.linalg.norm(np.asarray(approx) - np.asarray(exact)))
+def _at_step(fun, point):
+    """fun at a step away from x, or nan where the step leaves fun's domain (raises or is not finite)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            value = np.asarray(fun(point))
+            return float(value.ravel()[0]) if value.size == 1 and value.dtype.kind in "fiu" else math.nan
+        except Exception:
+            return math.nan
+
+
+def _relative(error, scale):
+    """error / scale, with 0 / 0 = 0 (an exact match at a degenerate point) and x / 0 = x (absolute)."""
+    return 0.0 if error == 0 else float(error / scale) if scale > 0 else float(error)
+
+
+def entrywise(claim, reference, noise, eps=EPS):
+    """(each entry's error over its tolerance, errors, tolerances); see the module docstring."""
+    errors = np.abs(claim - reference)
+    tolerances = ROUNDOFF_FACTOR * (noise + eps * (np.abs(claim) + np.abs(reference)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(errors == 0, 0.0, errors / tolerances)
+    return ratios, errors, tolerances
 
 
 class Verification:
@@ -134,13 +180,19 @@ class Verification:
         for r in self.records:
             if r["verdict"] == "cannot run":
                 lines.append(f"{r['quantity']:10} {r['check']:24} {'-':>10} {'-':>9}  cannot run: {r['reason']}")
-            else:
-                lines.append(f"{r['quantity']:10} {r['check']:24} {r['measured']:10.2e} {r['threshold']:9.1e}  "
-                             f"{r['verdict']}" + (f" (direction {r['direction']})" if "direction" in r else ""))
+                continue
+            where = f" (direction {r['direction']})" if "direction" in r else ""
+            if "entry" in r:
+                where = (f" (worst entry {r['entry']}: off by {r['error']:.1e}, tolerance {r['tolerance']:.1e}; "
+                         f"{r['agreement']})")
+            lines.append(f"{r['quantity']:10} {r['check']:24} {r['measured']:10.2e} {r['threshold']:9.1e}  "
+                         f"{r['verdict']}{where}")
         for quantity, power in self.detection_power.items():
-            caught = "nothing" if power["smallest_caught"] is None else f"{power['smallest_caught']:.0e}"
-            lines.append(f"detection power, {quantity}: a relative error in one entry is caught down to "
-                         f"{caught} ({power['check']})")
+            parts = [f"{where} " + ("nothing" if found["smallest_caught"] is None
+                                    else f"{found['smallest_caught']:.0e}")
+                     for where, found in power["entries"].items()]
+            lines.append(f"detection power, {quantity} ({power['check']}): a relative error in one entry is caught "
+                         f"down to: " + ", ".join(parts))
         return "\n".join(lines)
 
     def figure(self, folder):
@@ -152,21 +204,19 @@ class Verification:
         return error_vs_step(self.curves, "gradient", folder)
 
 
-def _complex_reason(values, name):
-    """None if ``values`` came back complex, else why the complex step cannot run."""
-    if not np.iscomplexobj(np.asarray(values)):
-        return f"{name} is not complex-analytic: it returned a real result for complex input"
-    return None
-
-
 def _try(name, fn, *args):
-    """(value, None) or (None, reason) for an evaluation in complex or mpmath arithmetic."""
+    """(value, None) or (None, reason) for an evaluation in complex arithmetic."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", np.exceptions.ComplexWarning)
         try:
-            return fn(*args), None
+            value = fn(*args)
         except (Exception, np.exceptions.ComplexWarning) as error:  # noqa: B014 - the warning is raised
             return None, f"{name} is not complex-analytic: {type(error).__name__}: {error}"
+    if not np.iscomplexobj(np.asarray(value)):
+        return None, f"{name} is not complex-analytic: it returned a real result for complex input"
+    if np.asarray(value).dtype == np.complex64:
+        return None, f"{name} computes in float32 (complex64): the complex step needs float64 (for JAX: jax_enable_x64)"
+    return value, None
 
 
 def _mp_try(name, fn, *args):
@@ -185,6 +235,57 @@ def _mp_scalar(fun, x_mp):
     return np.asarray(fun(x_mp), dtype=object).ravel()[0]
 
 
+def _mp_central(fun, x_mp, p, h):
+    h = mpmath.mpf(h)
+    p_mp = numeric.to_mp(p)
+    return (_mp_scalar(fun, x_mp + h * p_mp) - _mp_scalar(fun, x_mp - h * p_mp)) / (2 * h)
+
+
+class _Point:
+    """fun at x with what every estimator needs: its value, precision, rounding scale and jittered copies."""
+
+    def __init__(self, fun, x, rng):
+        self.fun, self.x = fun, x
+        value = _call("fun", fun, x)
+        self.f0 = _scalar("fun", value)
+        self.float32 = np.asarray(value).dtype == np.float32
+        self.eps = float(np.finfo(np.float32).eps) if self.float32 else EPS
+        self.jittered = [x * (1 + rng.uniform(-2, 2, x.shape) * self.eps) for _ in range(JITTERS)]
+        values = [_at_step(fun, y) for y in self.jittered]
+        self.noise = max([abs(v - self.f0) for v in values if math.isfinite(v)], default=0.0)
+
+    def noise_of(self, fn, value):
+        """The rounding scale of each entry of ``fn`` (a function of x): its largest change over the jitters."""
+        changes = [np.abs(np.asarray(fn(y), dtype=float).ravel() - value) for y in self.jittered]
+        return np.max(changes, axis=0)
+
+    def variation(self, p):
+        """|f(x + d p) - 2 f(x) + f(x - d p)| / d + |f(x + d p) - f(x - d p)| / 2d at the largest d <= 1e-3
+        inside the domain: the size of f's change along p, the scale of a stationary point."""
+        d = VARIATION_STEP * max(1.0, float(np.max(np.abs(self.x))))
+        for _ in range(12):
+            up, down = _at_step(self.fun, self.x + d * p), _at_step(self.fun, self.x - d * p)
+            if math.isfinite(up) and math.isfinite(down):
+                return abs(up - 2 * self.f0 + down) / d + abs(up - down) / (2 * d)
+            d /= 10
+        return 0.0
+
+    def kink(self, p):
+        """The distance to a kink along p seen by the central-difference steps, or None."""
+        values = [(h, _at_step(self.fun, self.x + h * p), _at_step(self.fun, self.x - h * p)) for h in SWEEP]
+        a = np.array([abs(u - 2 * self.f0 + v) / h if math.isfinite(u + v) else math.nan for h, u, v in values])
+        above = a > 1e3 * (self.noise + self.eps * abs(self.f0)) / SWEEP
+        for j in range(int(np.searchsorted(-SWEEP, -1e-2)), len(SWEEP) - 2):
+            run = a[j:j + 3]
+            if above[j:j + 3].all() and run.max() <= 3 * run.min():  # flat: a slope jump, not h |p.Hp|
+                end = j + 2
+                while end + 1 < len(SWEEP) and above[end + 1] and a[end + 1] > a[end] / 3:
+                    end += 1
+                if end + 1 == len(SWEEP) or not above[end + 1] or a[end + 1] < a[end] / 10:
+                    return float(SWEEP[end])
+        return None
+
+
 def verify(fun, x, grad=None, hvp=None, gnvp=None, residual=None, jvp=None, vjp=None, directions=3, seed=0,
            dense_limit=2000, name=None):
     """Check the claimed derivatives of ``fun`` at ``x`` every way that applies; see the module docstring."""
@@ -197,220 +298,351 @@ def verify(fun, x, grad=None, hvp=None, gnvp=None, residual=None, jvp=None, vjp=
     if (gnvp is None) != (residual is None) and gnvp is not None:
         raise VerifyError("gnvp needs residual: G = J^T J is defined by the residual's Jacobian J")
     n = x.shape[0]
-    f0 = _scalar("fun", _call("fun", fun, x))
     rng = np.random.default_rng(seed)
     ps = [p / np.linalg.norm(p) for p in rng.standard_normal((directions, n))]
-    context = {"function": name or getattr(fun, "__name__", "fun"), "dtype": "float64", "seed": seed, "n": n}
+    point = _Point(fun, x, np.random.default_rng([seed, 1]))
+    context = {"function": name or getattr(fun, "__name__", "fun"),
+               "dtype": "float32" if point.float32 else "float64", "seed": seed, "n": n}
     out, detection, curves = [], {}, {}
+    kinks = {k: point.kink(p) for k, p in enumerate(ps)}
 
     def judge(check, quantity, measured, **fields):
         out.append(records.verdict(check, quantity, measured, TARGETS[check], context, **fields))
 
-    def cannot(check, quantity, reason):
-        out.append(records.cannot_run(check, quantity, reason, context))
+    def cannot(check, quantity, reason, **fields):
+        out.append(records.cannot_run(check, quantity, reason, context, **fields))
+
+    def judge_along(check, quantity, k, measured, **fields):
+        if kinks[k] is not None:
+            cannot(check, quantity, f"cannot judge near a kink at distance ~{kinks[k]:.0e} along direction {k}",
+                   direction=k)
+        else:
+            judge(check, quantity, measured, direction=k, **fields)
+
+    def judge_entries(check, quantity, claim, reference, noise, name):
+        ratios, errors, tolerances = entrywise(claim, reference, noise, point.eps)
+        i = int(np.argmax(ratios))
+        exact = bool(np.all(errors <= ROUNDOFF_FACTOR * point.eps * (np.abs(claim) + np.abs(reference))))
+        agreement = ("exact to working precision" if exact else "right up to the rounding of its float evaluation"
+                     if ratios[i] <= 1 else "wrong")
+        judge(check, quantity, float(ratios[i]), entry=i, error=float(errors[i]), tolerance=float(tolerances[i]),
+              entries=int(claim.size), agreement=agreement, estimator=name)
+        detection[quantity] = _planted_power(claim, lambda v: bool(np.any(entrywise(v, reference, noise,
+                                                                                     point.eps)[0] > 1)),
+                                             f"{check}, every entry")
 
     with mpmath.workdps(MP_DPS):  # does fun compute in mpmath? asked once, for every 50-digit check
-        mp_reason = _mp_try("fun", fun, numeric.to_mp(x))[1]
+        mp_reason = _mp_reason(fun, x, ps[0], point)
+    complex_reason = _complex_reason(fun, x, ps, point)
     if grad is not None:
         g = _vector("grad(x)", _call("grad", grad, x), n)
-        curves = _gradient_checks(fun, x, f0, g, ps, dense_limit, judge, cannot, detection, mp_reason)
+        curves = _gradient_checks(point, g, grad, ps, dense_limit, judge_along, judge_entries, cannot,
+                                  mp_reason, complex_reason)
     if hvp is not None:
-        _hessian_checks(fun, grad, hvp, x, ps, n, judge, cannot, detection, mp_reason)
+        _hessian_checks(point, grad, hvp, ps, judge, judge_along, judge_entries, cannot, mp_reason)
     if gnvp is not None:
-        _gauss_newton_checks(residual, gnvp, x, ps, n, dense_limit, judge, cannot, detection)
+        _gauss_newton_checks(point, residual, gnvp, ps, dense_limit, judge, judge_entries, cannot)
     if jvp is not None and vjp is not None:
         r0 = _vector("residual(x)", _call("residual", residual, x), None) if residual is not None else None
         for k, v in enumerate(ps):
             Jv = _vector("jvp(x, v)", _call("jvp", jvp, x, v), None if r0 is None else r0.size)
             u = rng.standard_normal(Jv.shape[0])
             JTu = _vector("vjp(x, u)", _call("vjp", vjp, x, u), n)
-            judge("adjoint", "J", abs(u @ Jv - JTu @ v) / (np.linalg.norm(u) * np.linalg.norm(Jv) + 1e-300),
+            judge("adjoint", "J", _relative(abs(u @ Jv - JTu @ v), np.linalg.norm(u) * np.linalg.norm(Jv)),
                   direction=k)
     if not out:
         raise VerifyError("nothing to verify: give grad, hvp, gnvp with residual, or jvp with vjp")
     return Verification(out, detection, curves)
 
 
+def _mp_reason(fun, x, p, point):
+    """None if fun computes in mpmath throughout, else why the 50-digit checks cannot run."""
+    x_mp = numeric.to_mp(x)
+    _, reason = _mp_try("fun", fun, x_mp)
+    if reason is not None:
+        return reason
+    try:
+        coarse, fine = (float(_mp_central(fun, x_mp, p, h)) for h in (H_MP, H_MP_SMALL))
+    except Exception as error:
+        return f"fun fails at 50 digits near x: {type(error).__name__}: {error}"
+    # a float64 piece is constant below an ulp: it moves the coarse difference and not the fine one
+    scale = max(abs(coarse), abs(fine), point.variation(p))
+    if abs(coarse - fine) > 1e-20 * scale:
+        return (f"fun computes in float64 somewhere: its 50-digit central differences at h = {H_MP:.0e} and "
+                f"{H_MP_SMALL:.0e} differ by {abs(coarse - fine):.1e}")
+    return None
+
+
+def _complex_reason(fun, x, ps, point):
+    """None if the complex step of fun can be trusted, else why not."""
+    if point.float32:
+        return "fun computes in float32: the complex step needs float64 (for JAX: jax_enable_x64)"
+    for k, p in enumerate(ps):
+        value, reason = _try("fun", fun, x + 1j * H_COMPLEX * p)
+        if reason is not None:
+            return reason
+        cs = float(np.imag(np.asarray(value)).ravel()[0]) / H_COMPLEX
+        # Richardson's estimates at neighbouring steps: their spread is the finite differences' own accuracy
+        steps, estimates = SWEEP[4:16], []
+        for h in steps:
+            d = [(_at_step(fun, x + s * p) - _at_step(fun, x - s * p)) / (2 * s) for s in (h, h / 2)]
+            estimates.append((4 * d[1] - d[0]) / 3)
+        estimates = np.array(estimates)
+        if not np.isfinite(estimates).any() or point.kink(p) is not None:
+            continue
+        # the largest change over three neighbouring steps, and the rounding (noise of f) / h at them
+        rounding = 2 * (point.noise + point.eps * abs(point.f0)) / steps
+        steps_spread = np.abs(np.diff(estimates))
+        spread = np.maximum(steps_spread[:-1], steps_spread[1:]) + rounding[1:-1]
+        j = int(np.nanargmin(spread))
+        best, uncertainty = estimates[j + 1], spread[j]
+        scale = max(abs(best), point.variation(p))
+        if abs(cs - best) > 10 * uncertainty + 1e-12 * scale:
+            return (f"fun is not complex-analytic: its complex step {cs:.12g} disagrees with finite differences "
+                    f"{best:.12g} (Richardson, spread {uncertainty:.0e}) along direction {k}: abs, conj or a "
+                    "branch on the imaginary part?")
+    return None
+
+
+def _taylor_window(t, remainder, terms, point):
+    """Indices of the last TAYLOR_WINDOW contiguous steps whose remainder stands 100 times above its
+    own rounding: eps times the terms it is computed from (f(x + tp) included, so cancellation inside
+    a remainder that is all round-off is seen), plus fun's measured noise."""
+    floor = 100 * (point.eps * sum(np.abs(term) for term in terms) + point.noise)
+    above = np.nonzero(np.isfinite(remainder) & (remainder >= floor))[0]
+    if above.size == 0:
+        return above
+    run = [above[-1]]
+    while run[-1] - 1 in above and len(run) < TAYLOR_WINDOW:
+        run.append(run[-1] - 1)
+    return np.array(sorted(run))
+
+
 def _planted_power(claimed, caught, check):
-    """The smallest relative error in the median-size entry that ``caught`` flags (all larger too)."""
+    """For the smallest, median and largest nonzero entry: the smallest relative error that ``caught``
+    flags (every larger one too)."""
     magnitude = np.abs(claimed)
     nonzero = np.nonzero(magnitude)[0]
+    out = {"check": check, "false_alarm": bool(caught(claimed)), "entries": {}}
     if nonzero.size == 0:
-        return {"smallest_caught": None, "check": check, "entry": None, "false_alarm": bool(caught(claimed))}
-    k = int(nonzero[np.argsort(magnitude[nonzero])[len(nonzero) // 2]])
-    smallest = None
-    for delta in DELTAS:
-        planted = claimed.copy()
-        planted[k] *= 1 + delta
-        if not caught(planted):
-            break
-        smallest = delta
-    return {"smallest_caught": smallest, "check": check, "entry": k, "false_alarm": bool(caught(claimed))}
+        return out
+    order = nonzero[np.argsort(magnitude[nonzero], kind="stable")]
+    for where, k in (("smallest", order[0]), ("median", order[len(order) // 2]), ("largest", order[-1])):
+        smallest = None
+        for delta in DELTAS:
+            planted = claimed.copy()
+            planted[k] *= 1 + delta
+            if not caught(planted):
+                break
+            smallest = delta
+        out["entries"][where] = {"entry": int(k), "smallest_caught": smallest}
+    out["smallest_caught"] = out["entries"]["median"]["smallest_caught"]
+    return out
 
 
-def _gradient_checks(fun, x, f0, g, ps, dense_limit, judge, cannot, detection, mp_reason):
-    n = x.shape[0]
-    central = lambda p, h: (_scalar("fun", fun(x + h * p)) - _scalar("fun", fun(x - h * p))) / (2 * h)  # noqa: E731
+def _gradient_checks(point, g, grad, ps, dense_limit, judge_along, judge_entries, cannot, mp_reason,
+                     complex_reason):
+    fun, x, n, f0 = point.fun, point.x, point.x.size, point.f0
+    claim_noise = point.noise_of(grad, g)
+
+    def central(p, h):
+        return (_at_step(fun, x + h * p) - _at_step(fun, x - h * p)) / (2 * h)
+
     curves = {}
-    # central differences along each direction: the best h from the curve, then Richardson there
-    for k, p in enumerate(ps):
-        scale = np.linalg.norm(g) * np.linalg.norm(p)
-        estimates = [central(p, h) for h in SWEEP]
-        errors = [abs(e - g @ p) / scale for e in estimates]
-        best = int(np.argmin(errors))
-        judge("central difference", "gradient", errors[best], direction=k, step=float(SWEEP[best]))
-        # Richardson: (4 D(h/2) - D(h)) / 3 cancels the h^2 term; again the best h of its own curve
-        halves = [central(p, h / 2) for h in SWEEP]
-        extrapolated = [abs((4 * e2 - e) / 3 - g @ p) / scale for e, e2 in zip(estimates, halves)]
-        best = int(np.argmin(extrapolated))
-        judge("Richardson", "gradient", extrapolated[best], direction=k, step=float(SWEEP[best]))
+    for k, p in enumerate(ps):  # central differences and Richardson, each at the best h of its own curve
+        scale = max(np.linalg.norm(g) * np.linalg.norm(p), point.variation(p))
+        allowance = ROUNDOFF_FACTOR * (claim_noise @ np.abs(p))
+
+        def error(estimate, p=p, allowance=allowance, scale=scale):
+            return _relative(max(0.0, abs(estimate - g @ p) - allowance), scale)
+
+        estimates = np.array([central(p, h) for h in SWEEP])
+        halves = np.array([central(p, h / 2) for h in SWEEP])
+        errors = np.array([error(e) if math.isfinite(e) else math.nan for e in estimates])
+        extrapolated = np.array([error((4 * e2 - e) / 3) if math.isfinite(e + e2) else math.nan
+                                 for e, e2 in zip(estimates, halves)])
+        for check, curve in (("central difference", errors), ("Richardson", extrapolated)):
+            if np.isnan(curve).all():
+                cannot(check, "gradient", "every step leaves fun's domain", direction=k)
+            else:
+                best = int(np.nanargmin(curve))
+                judge_along(check, "gradient", k, curve[best], step=float(SWEEP[best]))
         if k == 0:
-            forward = [(_scalar("fun", fun(x + h * p)) - f0) / h for h in SWEEP]
-            curves = {"forward": {"h": SWEEP.tolist(), "error": [abs(e - g @ p) / scale for e in forward]},
-                      "central": {"h": SWEEP.tolist(), "error": errors}}
-    # complex step: the whole gradient entry by entry (or along the directions when n is large)
-    value, reason = _try("fun", fun, x + 1j * H_COMPLEX * ps[0])
-    reason = reason or _complex_reason(value, "fun")
-    if reason is None:  # a complex result can still be non-analytic (abs, conj): compare with central differences
-        cs = float(np.imag(np.asarray(value)).ravel()[0]) / H_COMPLEX
-        cd = central(ps[0], 1e-5)
-        if abs(cs - cd) > 1e-5 * (np.linalg.norm(g) + abs(cd)) + 1e-8:
-            reason = (f"fun is not complex-analytic: its complex step {cs:.6g} disagrees with central "
-                      f"differences {cd:.6g} (abs, conj or a branch on the imaginary part?)")
-    if reason is not None:
-        cannot("complex step", "gradient", reason)
+            forward = [(_at_step(fun, x + h * p) - f0) / h for h in SWEEP]
+            curves = {"forward": {"h": SWEEP.tolist(), "error": [error(e) for e in forward]},
+                      "central": {"h": SWEEP.tolist(), "error": errors.tolist()}}
+    # the complex step, every entry
+    if complex_reason is not None:
+        cannot("complex step", "gradient", complex_reason)
     else:
-        def cs_along(p):
-            return float(np.imag(np.asarray(fun(x + 1j * H_COMPLEX * p))).ravel()[0]) / H_COMPLEX
+        def cs_gradient(y, along):
+            return np.array([float(np.imag(np.asarray(fun(y + 1j * H_COMPLEX * e))).ravel()[0]) / H_COMPLEX
+                             for e in along])
         if n <= dense_limit:
-            reference = np.array([cs_along(e) for e in np.eye(n)])
-            scale = np.linalg.norm(reference)
-            judge("complex step", "gradient", _error(g, reference, scale), entries=n)
-            detection["gradient"] = _planted_power(
-                g, lambda v: _error(v, reference, scale) > TARGETS["complex step"], "complex step, every entry")
-        for k, p in enumerate(ps):
-            curve_h = np.concatenate([SWEEP, np.logspace(-20, -300, 15)])
-            if k == 0:
-                curves["complex"] = {"h": curve_h.tolist(), "error": [
-                    abs(float(np.imag(np.asarray(fun(x + 1j * h * p))).ravel()[0]) / h - g @ p)
-                    / (np.linalg.norm(g) * np.linalg.norm(p)) for h in curve_h]}
-            judge("complex step", "gradient", abs(cs_along(p) - g @ p) / (np.linalg.norm(g) * np.linalg.norm(p)),
-                  direction=k)
-    # 50 digits
-    with mpmath.workdps(MP_DPS):
-        x_mp = numeric.to_mp(x)
-        if mp_reason is not None:
-            cannot("50 digits", "gradient", mp_reason)
+            eye = np.eye(n)
+            reference = cs_gradient(x, eye)
+            judge_entries("complex step", "gradient", g, reference,
+                          claim_noise + point.noise_of(lambda y: cs_gradient(y, eye), reference),
+                          "complex step along each e_i")
         else:
-            h = mpmath.mpf(H_MP)
-            estimates = [float((_mp_scalar(fun, x_mp + h * numeric.to_mp(p))
-                                - _mp_scalar(fun, x_mp - h * numeric.to_mp(p))) / (2 * h)) for p in ps]
-            # the float of a 50-digit estimate is still far more accurate than any float64 claim
-            for k, (p, estimate) in enumerate(zip(ps, estimates)):
-                judge("50 digits", "gradient", abs(estimate - g @ p) / (np.linalg.norm(g) * np.linalg.norm(p)),
-                      direction=k)
-            if "gradient" not in detection:
-                detection["gradient"] = _planted_power(g, lambda v: any(
-                    abs(m - v @ p) / (np.linalg.norm(v) * np.linalg.norm(p)) > TARGETS["50 digits"]
-                    for m, p in zip(estimates, ps)), "50 digits, along the directions")
-    if "gradient" not in detection:
-        detection["gradient"] = _planted_power(g, lambda v: any(
-            min(abs(central(p, h) - v @ p) for h in SWEEP[8:16]) / (np.linalg.norm(v) * np.linalg.norm(p))
-            > TARGETS["central difference"] for p in ps), "central difference, along the directions")
+            cannot("complex step", "gradient", f"n = {n} > dense_limit = {dense_limit}: no entrywise reference")
+        p = ps[0]
+        curve_h = np.concatenate([SWEEP, np.logspace(-20, -300, 15)])
+        scale = max(np.linalg.norm(g) * np.linalg.norm(p), point.variation(p))
+        curves["complex"] = {"h": curve_h.tolist(), "error": [
+            _relative(abs(float(np.imag(np.asarray(fun(x + 1j * h * p))).ravel()[0]) / h - g @ p), scale)
+            for h in curve_h]}
+    # 50 digits, every entry
+    if mp_reason is not None:
+        cannot("50 digits", "gradient", mp_reason)
+    elif n > dense_limit:
+        cannot("50 digits", "gradient", f"n = {n} > dense_limit = {dense_limit}: no entrywise reference")
+    else:
+        with mpmath.workdps(MP_DPS):
+            x_mp = numeric.to_mp(x)
+            # the float of a 50-digit estimate is far more accurate than any float64 claim
+            reference = np.array([float(_mp_central(fun, x_mp, e, H_MP)) for e in np.eye(n)])
+        judge_entries("50 digits", "gradient", g, reference, claim_noise, "50-digit central differences along e_i")
     # Taylor: r1(t) = |f(x + tp) - f(x) - t g.p| shrinks as t^2
     for k, p in enumerate(ps):
         t = 2.0 ** -np.arange(0, 40)
-        r1 = np.array([abs(_scalar("fun", fun(x + s * p)) - f0 - s * (g @ p)) for s in t])
-        window = fitted_window(t, r1, f0, EPS, size=TAYLOR_WINDOW)
-        fitted = slope(t, r1, window)
+        values = np.array([_at_step(fun, x + s * p) for s in t])
+        r1 = np.abs(values - f0 - t * (g @ p))
+        # fl(x + tp) is not x + tp: its rounding moves f by about eps |x|.|g|
+        moved = np.abs(x) @ np.abs(g)
+        fitted = slope(t, r1, _taylor_window(t, r1, [values, f0, t * (g @ p), moved], point))
         if math.isnan(fitted):
-            cannot("Taylor", "gradient", "the remainder never rises above round-off (fun is linear along p?)")
+            cannot("Taylor", "gradient", "the remainder never rises above round-off (fun is linear along p?)",
+                   direction=k)
         else:
-            judge("Taylor", "gradient", max(0.0, 2 - fitted), direction=k, slope=fitted)
+            judge_along("Taylor", "gradient", k, max(0.0, 2 - fitted), slope=fitted)
     return curves
 
 
-def _hessian_checks(fun, grad, hvp, x, ps, n, judge, cannot, detection, mp_reason):
+def _hessian_checks(point, grad, hvp, ps, judge, judge_along, judge_entries, cannot, mp_reason):
+    fun, x, n, f0 = point.fun, point.x, point.x.size, point.f0
     claims = [_vector("hvp(x, p)", _call("hvp", hvp, x, p), n) for p in ps]
+    noises = [point.noise_of(lambda y, p=p: hvp(y, p), claim) for p, claim in zip(ps, claims)]
     for k in range(len(ps) - 1):  # symmetry: u.(H v) = v.(H u)
         u, v = ps[k], ps[k + 1]
-        judge("symmetry", "Hv", abs(u @ claims[k + 1] - v @ claims[k])
-              / (np.linalg.norm(claims[k]) + np.linalg.norm(claims[k + 1])), pair=[k, k + 1])
+        allowance = ROUNDOFF_FACTOR * (np.abs(u) @ noises[k + 1] + np.abs(v) @ noises[k])
+        judge("symmetry", "Hv", _relative(max(0.0, abs(u @ claims[k + 1] - v @ claims[k]) - allowance),
+                                          np.linalg.norm(claims[k]) + np.linalg.norm(claims[k + 1])),
+              pair=[k, k + 1])
     if grad is None:
         cannot("complex step", "Hv", "no grad given: H p is the derivative of the gradient along p")
     else:
         value, reason = _try("grad", grad, x + 1j * H_COMPLEX * ps[0])
-        reason = reason or _complex_reason(value, "grad")
+        if reason is None and point.float32:
+            reason = "grad computes in float32: the complex step needs float64"
         if reason is not None:
             cannot("complex step", "Hv", reason)
         else:
-            references = [np.imag(np.asarray(grad(x + 1j * H_COMPLEX * p), dtype=complex)).ravel() / H_COMPLEX
-                          for p in ps]
-            for k, (claim, reference) in enumerate(zip(claims, references)):
-                judge("complex step", "Hv", _error(claim, reference, np.linalg.norm(reference)), direction=k)
-            detection["Hv"] = _planted_power(claims[0], lambda v: _error(v, references[0], np.linalg.norm(
-                references[0])) > TARGETS["complex step"], "complex step of grad, direction 0")
+            def cs_hv(y, p):
+                return np.imag(np.asarray(grad(y + 1j * H_COMPLEX * p), dtype=complex)).ravel() / H_COMPLEX
+            for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
+                reference = cs_hv(x, p)
+                quantity_noise = noise + point.noise_of(lambda y, p=p: cs_hv(y, p), reference)
+                if k == 0:
+                    judge_entries("complex step", "Hv", claim, reference, quantity_noise,
+                                  "complex step of grad along p, direction 0")
+                else:
+                    ratios = entrywise(claim, reference, quantity_noise, point.eps)[0]
+                    judge("complex step", "Hv", float(ratios.max()), direction=k, entries=n)
         for k, (p, claim) in enumerate(zip(ps, claims)):
             errors = []
             for h in SWEEP:
-                estimate = (_vector("grad", grad(x + h * p), n) - _vector("grad", grad(x - h * p), n)) / (2 * h)
-                errors.append(_error(claim, estimate, np.linalg.norm(claim)))
-            judge("central difference", "Hv", min(errors), direction=k, step=float(SWEEP[int(np.argmin(errors))]))
+                try:
+                    estimate = (_vector("grad", grad(x + h * p), n) - _vector("grad", grad(x - h * p), n)) / (2 * h)
+                except VerifyError:  # the step left grad's domain
+                    continue
+                errors.append(_relative(np.linalg.norm(claim - estimate), np.linalg.norm(claim)))
+            if errors:
+                judge_along("central difference", "Hv", k, min(errors))
+            else:
+                cannot("central difference", "Hv", "every step leaves grad's domain", direction=k)
     # 50 digits: p.Hp from fun alone, a second difference in mpmath
-    with mpmath.workdps(MP_DPS):
-        x_mp = numeric.to_mp(x)
-        if mp_reason is not None:
-            cannot("50 digits", "Hv", mp_reason)
-        else:
-            for k, (p, claim) in enumerate(zip(ps, claims)):
-                p_mp, h = numeric.to_mp(p), mpmath.mpf(10) ** -12
+    if mp_reason is not None:
+        cannot("50 digits", "Hv", mp_reason)
+    else:
+        with mpmath.workdps(MP_DPS):
+            x_mp = numeric.to_mp(x)
+            h = mpmath.mpf(10) ** -12
+            for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
+                p_mp = numeric.to_mp(p)
                 pHp = (_mp_scalar(fun, x_mp + h * p_mp) - 2 * _mp_scalar(fun, x_mp)
                        + _mp_scalar(fun, x_mp - h * p_mp)) / (h * h)
-                judge("50 digits", "Hv", float(abs(pHp - numeric.to_mp(claim) @ p_mp))
-                      / (np.linalg.norm(claim) * np.linalg.norm(p) + 1e-300), direction=k, estimator="p.Hp")
+                # the second difference's own rounding at 50 digits, and the claim's along p
+                allowance = 4 * 10.0 ** -MP_DPS * abs(f0) / 1e-24 + ROUNDOFF_FACTOR * (noise @ np.abs(p))
+                error = max(0.0, float(abs(pHp - numeric.to_mp(claim) @ p_mp)) - allowance)
+                judge("50 digits, p.Hp", "Hv", _relative(error, max(np.linalg.norm(claim), point.variation(p) / 1e-3)),
+                      direction=k, estimator="p.Hp")
     if grad is not None:  # Taylor to order 3 along each direction
         g = _vector("grad(x)", grad(x), n)
-        f0 = _scalar("fun", fun(x))
         for k, (p, claim) in enumerate(zip(ps, claims)):
             t = 2.0 ** -np.arange(0, 40)
-            r2 = np.array([abs(_scalar("fun", fun(x + s * p)) - f0 - s * (g @ p) - s * s / 2 * (p @ claim)) for s in t])
-            fitted = slope(t, r2, fitted_window(t, r2, f0, EPS, size=TAYLOR_WINDOW))
+            values = np.array([_at_step(fun, x + s * p) for s in t])
+            r2 = np.abs(values - f0 - t * (g @ p) - t * t / 2 * (p @ claim))
+            # fl(x + tp) is not x + tp: its rounding moves f by about eps |x|.|g + t H p|
+            moved = np.abs(x) @ np.abs(g) + t * (np.abs(x) @ np.abs(claim))
+            terms = [values, f0, t * (g @ p), t * t / 2 * (p @ claim), moved]
+            fitted = slope(t, r2, _taylor_window(t, r2, terms, point))
             if math.isnan(fitted):
-                cannot("Taylor", "Hv", "the remainder never rises above round-off (fun is quadratic along p?)")
+                cannot("Taylor", "Hv", "the remainder never rises above round-off (fun is quadratic along p?)",
+                       direction=k)
             else:
-                judge("Taylor", "Hv", max(0.0, 3 - fitted), direction=k, slope=fitted)
+                judge_along("Taylor", "Hv", k, max(0.0, 3 - fitted), slope=fitted)
 
 
-def _gauss_newton_checks(residual, gnvp, x, ps, n, dense_limit, judge, cannot, detection):
-    _vector("residual(x)", _call("residual", residual, x), None)  # a clear error for a bad residual first
+def _gauss_newton_checks(point, residual, gnvp, ps, dense_limit, judge, judge_entries, cannot):
+    x, n = point.x, point.x.size
+    r0 = _vector("residual(x)", _call("residual", residual, x), None)  # a clear error for a bad residual first
     claims = [_vector("gnvp(x, p)", _call("gnvp", gnvp, x, p), n) for p in ps]
+    noises = [point.noise_of(lambda y, p=p: gnvp(y, p), claim) for p, claim in zip(ps, claims)]
     for k in range(len(ps) - 1):
         u, v = ps[k], ps[k + 1]
-        judge("symmetry", "GNv", abs(u @ claims[k + 1] - v @ claims[k])
-              / (np.linalg.norm(claims[k]) + np.linalg.norm(claims[k + 1])), pair=[k, k + 1])
-    for k, (p, claim) in enumerate(zip(ps, claims)):
-        judge("PSD", "GNv", max(0.0, -(p @ claim)) / (np.linalg.norm(claim) + 1e-300), direction=k)
+        allowance = ROUNDOFF_FACTOR * (np.abs(u) @ noises[k + 1] + np.abs(v) @ noises[k])
+        judge("symmetry", "GNv", _relative(max(0.0, abs(u @ claims[k + 1] - v @ claims[k]) - allowance),
+                                           np.linalg.norm(claims[k]) + np.linalg.norm(claims[k + 1])),
+              pair=[k, k + 1])
+    for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
+        below = max(0.0, -(p @ claim) - ROUNDOFF_FACTOR * (noise @ np.abs(p)))
+        judge("PSD", "GNv", _relative(below, np.linalg.norm(claim)), direction=k)
     value, reason = _try("residual", residual, x + 1j * H_COMPLEX * ps[0])
-    reason = reason or _complex_reason(value, "residual")
+    if reason is None and point.float32:
+        reason = "residual computes in float32: the complex step needs float64"
     if reason is not None:
         cannot("complex step", "GNv", reason)
         return
 
-    def jacobian_times(p):
-        return np.imag(np.asarray(residual(x + 1j * H_COMPLEX * p), dtype=complex)).ravel() / H_COMPLEX
+    def jacobian_times(y, p):
+        return np.imag(np.asarray(residual(y + 1j * H_COMPLEX * p), dtype=complex)).ravel() / H_COMPLEX
 
-    for k, (p, claim) in enumerate(zip(ps, claims)):
-        Jp = jacobian_times(p)
-        judge("p.Gp = |Jp|^2", "GNv", abs(p @ claim - Jp @ Jp) / (np.linalg.norm(claim) + Jp @ Jp + 1e-300),
-              direction=k)
-    if n <= dense_limit:
-        J = np.stack([jacobian_times(e) for e in np.eye(n)], axis=1)  # r.size x n
-        references = [J.T @ (J @ p) for p in ps]
-        for k, (claim, reference) in enumerate(zip(claims, references)):
-            judge("complex step", "GNv", _error(claim, reference, np.linalg.norm(reference)), direction=k,
-                  estimator="J^T J p, J by complex steps")
-        detection["GNv"] = _planted_power(claims[0], lambda v: _error(v, references[0], np.linalg.norm(
-            references[0])) > TARGETS["complex step"], "complex step, J^T J p")
+    for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
+        Jp = jacobian_times(x, p)
+        allowance = ROUNDOFF_FACTOR * (noise @ np.abs(p)) + 4 * r0.size * point.eps * (Jp @ Jp)
+        judge("p.Gp = |Jp|^2", "GNv", _relative(max(0.0, abs(p @ claim - Jp @ Jp) - allowance),
+                                                np.linalg.norm(claim) + Jp @ Jp), direction=k)
+    if n > dense_limit:
+        cannot("complex step", "GNv", f"n = {n} > dense_limit = {dense_limit}: no entrywise reference")
+        return
+    eye = np.eye(n)
+
+    def gauss_newton(y, p):
+        J = np.stack([jacobian_times(y, e) for e in eye], axis=1)  # r.size x n
+        return J.T @ (J @ p), np.abs(J).T @ (np.abs(J) @ np.abs(p))
+
+    for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
+        reference, magnitude = gauss_newton(x, p)
+        # the reference's own rounding: J^T (J p) sums r.size + n products of each magnitude
+        reference_noise = (r0.size + n) * point.eps * magnitude
+        if k == 0:
+            reference_noise = reference_noise + np.abs(gauss_newton(point.jittered[0], p)[0] - reference)
+            judge_entries("complex step", "GNv", claim, reference, noise + reference_noise,
+                          "J^T J p, J by complex steps, direction 0")
+        else:
+            ratios = entrywise(claim, reference, noise + reference_noise, point.eps)[0]
+            judge("complex step", "GNv", float(ratios.max()), direction=k, entries=n)
 
 
 def assert_verified(fun, x, **kwargs):

@@ -69,7 +69,7 @@ def test_correct_derivatives_pass_with_no_false_alarm(seed):
     ran = {(r["quantity"], r["check"]) for r in result.records if r["verdict"] == "pass"}
     for check in ("complex step", "50 digits", "central difference", "Richardson", "Taylor"):
         assert ("gradient", check) in ran, check
-    for check in ("complex step", "50 digits", "symmetry", "Taylor", "central difference"):
+    for check in ("complex step", "50 digits, p.Hp", "symmetry", "Taylor", "central difference"):
         assert ("Hv", check) in ran, check
     for check in ("complex step", "p.Gp = |Jp|^2", "PSD", "symmetry"):
         assert ("GNv", check) in ran, check
@@ -133,14 +133,15 @@ def test_what_cannot_run_says_why_and_the_rest_still_runs():
 
     result = verify(conjugating, problem.x, grad=problem.grad)
     reason = next(r["reason"] for r in result.records if r["check"] == "complex step")
-    assert "disagrees with central differences" in reason
+    assert "disagrees with finite differences" in reason
 
 
 def test_fifty_digits_run_when_fun_takes_mpf_and_catch_a_1e_12_error():
     problem = Problem(4)
     result = verify(problem.fun, problem.x, grad=problem.grad)
     mp_rows = [r for r in result.records if r["check"] == "50 digits"]
-    assert mp_rows and all(r["verdict"] == "pass" and r["measured"] < 1e-15 for r in mp_rows)
+    # each entry within its own rounding tolerance (the measured value is in units of it)
+    assert mp_rows and all(r["verdict"] == "pass" and r["measured"] < 1 for r in mp_rows)
     p = np.random.default_rng(0).standard_normal((3, 10))[0]
     entry = int(np.argmax(np.abs(p)))  # an entry the first direction sees well
     wrong = verify(problem.fun, problem.x, grad=planted(problem.grad, 1e-12, entry))
