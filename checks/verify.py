@@ -76,6 +76,15 @@ TARGETS = {"complex step": 1.0, "50 digits": 1.0, "central difference": 1e-8, "R
            "50 digits, p.Hp": 1e-14, "symmetry": 1e-12, "adjoint": 1e-12, "p.Gp = |Jp|^2": 1e-12,
            "Taylor": 0.1, "PSD": 1e-13}
 EPS = np.finfo(float).eps
+# how each relative target moves with the working precision (float32 functions): central differences
+# reach eps^(2/3), Richardson eps^(4/5), the identities eps; entrywise ratios and slopes do not move
+PRECISION_POWER = {"central difference": 2 / 3, "Richardson": 4 / 5, "50 digits, p.Hp": 0, "symmetry": 1,
+                   "adjoint": 1, "p.Gp = |Jp|^2": 1, "PSD": 1}
+
+
+def target(check, eps=EPS):
+    """The target of ``check`` for a function computed with unit roundoff ``eps``."""
+    return TARGETS[check] * (eps / EPS) ** PRECISION_POWER.get(check, 0)
 # the 5 smallest steps above round-off: a longer window reaches steps where the next terms of the
 # expansion can cancel the one measured (a remainder crossing zero bends the fitted line)
 TAYLOR_WINDOW = 5
@@ -210,8 +219,10 @@ def _try(name, fn, *args):
         warnings.simplefilter("error", np.exceptions.ComplexWarning)
         try:
             value = fn(*args)
-        except (Exception, np.exceptions.ComplexWarning) as error:  # noqa: B014 - the warning is raised
-            return None, f"{name} is not complex-analytic: {type(error).__name__}: {error}"
+        except np.exceptions.ComplexWarning as warning:
+            return None, f"{name} is not complex-analytic: ComplexWarning: {warning}"
+        except Exception as error:
+            return None, f"{name} cannot run on complex input: {type(error).__name__}: {error}"
     if not np.iscomplexobj(np.asarray(value)):
         return None, f"{name} is not complex-analytic: it returned a real result for complex input"
     if np.asarray(value).dtype == np.complex64:
@@ -307,7 +318,7 @@ def verify(fun, x, grad=None, hvp=None, gnvp=None, residual=None, jvp=None, vjp=
     kinks = {k: point.kink(p) for k, p in enumerate(ps)}
 
     def judge(check, quantity, measured, **fields):
-        out.append(records.verdict(check, quantity, measured, TARGETS[check], context, **fields))
+        out.append(records.verdict(check, quantity, measured, target(check, point.eps), context, **fields))
 
     def cannot(check, quantity, reason, **fields):
         out.append(records.cannot_run(check, quantity, reason, context, **fields))
@@ -404,12 +415,14 @@ def _complex_reason(fun, x, ps, point):
     return None
 
 
-def _taylor_window(t, remainder, terms, point):
+def _taylor_window(t, remainder, terms, point, claimed_noise=0.0):
     """Indices of the last TAYLOR_WINDOW contiguous steps whose remainder stands 100 times above its
     own rounding: eps times the terms it is computed from (f(x + tp) included, so cancellation inside
-    a remainder that is all round-off is seen), plus fun's measured noise."""
-    floor = 100 * (point.eps * sum(np.abs(term) for term in terms) + point.noise)
-    above = np.nonzero(np.isfinite(remainder) & (remainder >= floor))[0]
+    a remainder that is all round-off is seen), fun's measured noise, and the claims' measured noise
+    times the power of t they enter with."""
+    floor = 100 * (point.eps * sum(np.abs(term) for term in terms) + point.noise) + claimed_noise
+    # steps above 1/4 are kept out: there the next terms of the expansion still bend the slope
+    above = np.nonzero(np.isfinite(remainder) & (remainder >= floor) & (t <= 0.25))[0]
     if above.size == 0:
         return above
     run = [above[-1]]
@@ -510,9 +523,11 @@ def _gradient_checks(point, g, grad, ps, dense_limit, judge_along, judge_entries
         r1 = np.abs(values - f0 - t * (g @ p))
         # fl(x + tp) is not x + tp: its rounding moves f by about eps |x|.|g|
         moved = np.abs(x) @ np.abs(g)
-        fitted = slope(t, r1, _taylor_window(t, r1, [values, f0, t * (g @ p), moved], point))
+        noise_along = ROUNDOFF_FACTOR * (claim_noise @ np.abs(p))
+        fitted = slope(t, r1, _taylor_window(t, r1, [values, f0, t * (g @ p), moved], point, t * noise_along))
         if math.isnan(fitted):
-            cannot("Taylor", "gradient", "the remainder never rises above round-off (fun is linear along p?)",
+            cannot("Taylor", "gradient", "the remainder never rises above round-off at steps t <= 1/4 (fun is "
+                   "linear along p, or computed in too low a precision?)",
                    direction=k)
         else:
             judge_along("Taylor", "gradient", k, max(0.0, 2 - fitted), slope=fitted)
@@ -579,16 +594,19 @@ def _hessian_checks(point, grad, hvp, ps, judge, judge_along, judge_entries, can
                       direction=k, estimator="p.Hp")
     if grad is not None:  # Taylor to order 3 along each direction
         g = _vector("grad(x)", grad(x), n)
-        for k, (p, claim) in enumerate(zip(ps, claims)):
+        g_noise = point.noise_of(grad, g)
+        for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
             t = 2.0 ** -np.arange(0, 40)
             values = np.array([_at_step(fun, x + s * p) for s in t])
             r2 = np.abs(values - f0 - t * (g @ p) - t * t / 2 * (p @ claim))
             # fl(x + tp) is not x + tp: its rounding moves f by about eps |x|.|g + t H p|
             moved = np.abs(x) @ np.abs(g) + t * (np.abs(x) @ np.abs(claim))
             terms = [values, f0, t * (g @ p), t * t / 2 * (p @ claim), moved]
-            fitted = slope(t, r2, _taylor_window(t, r2, terms, point))
+            claimed = ROUNDOFF_FACTOR * (t * (g_noise @ np.abs(p)) + t * t / 2 * (noise @ np.abs(p)))
+            fitted = slope(t, r2, _taylor_window(t, r2, terms, point, claimed))
             if math.isnan(fitted):
-                cannot("Taylor", "Hv", "the remainder never rises above round-off (fun is quadratic along p?)",
+                cannot("Taylor", "Hv", ("the remainder never rises above round-off at steps t <= 1/4 (fun is quadratic "
+                        "along p, or computed in too low a precision?)"),
                        direction=k)
             else:
                 judge_along("Taylor", "Hv", k, max(0.0, 3 - fitted), slope=fitted)
