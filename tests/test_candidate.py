@@ -54,6 +54,8 @@ def test_the_layout_probe_finds_the_bias_column():
     ("gauss_newton_overwrites_hessian_state", "[net 6-4-2-4-6 tlts] model: Hv after GNv off by"),
     ("sigmoid_second_deriv", "activation SigmoidActivationFunction second_deriv: second_deriv off by 1.0e-02"),
     ("sigmoid_second_deriv", "[net 6-4-2-4-6 tlts] layer 3 Rp_backward: R{dW} off by"),
+    ("Rp_backward_drops_a_term_of_its_input_derivative",
+     "[net 6-4-2-4-6 tlts] layer 0 Rp_backward: R{dL/dinputs} off by"),
     ("backward_raises", "layer 0 backward: raised NotImplementedError: backward is left for later"),
     ("backward_scales_its_argument", "layer 0 backward: argument 1 changed in place"),
 ])
@@ -68,6 +70,7 @@ def test_each_classic_bug_fails_naming_where(tmp_path, monkeypatch, capsys, bug,
 def test_a_bug_in_the_backward_pass_is_named_there_not_only_in_the_model(tmp_path, monkeypatch):
     _, saved = run(tmp_path, monkeypatch, "bias_left_out_of_Rp_forward")
     failed = {r["where"] for r in saved["records"] if r["verdict"] == "fail" and r["where"].startswith("layer")}
+    assert "layer 0 Rp_forward" in failed  # the finding it means, where the bug is
     assert not any(w.endswith(" forward") or w.endswith(" backward") for w in failed)  # only the R passes
 
 

@@ -244,3 +244,60 @@ def test_step_rule_states_live_in_the_weights_type(rule, dtype):
     arrays = [a for a in state if isinstance(a, np.ndarray)]
     assert len(arrays) == {"SGD": 0, "Momentum": 1, "RMSprop": 1, "Adam": 2}[type(rule).__name__]
     assert all(a.dtype == np.dtype(dtype) for a in arrays)
+
+
+def test_armijo_accepts_only_a_sufficient_decrease():
+    # curvature s A with s = 0.8^10 / 2: along the first CG iterate f(w + a d) - f(w) is proportional
+    # to -a/s + a^2 / 2s^2, zero at a = 2s = 0.8^10, a step length the 0.8 line search tries; only a
+    # decrease of at least 1e-2 a |g.d| may be accepted, which first holds at a = 0.8^11
+    A = spd(10, 10)
+    w = np.random.default_rng(0).standard_normal(10)
+    new, f0, _, info = hf_step(QuadraticModel(A, np.zeros(10), 0.8**10 / 2 * A), w, damping=1e-12,
+                               max_cg_iterations=1)
+    alpha = info["step_length"]
+    d = (new - w) / alpha
+    f_new = 0.5 * new @ A @ new
+    assert alpha > 0 and f_new <= f0 + 1e-2 * alpha * ((A @ w) @ d) < f0
+
+
+def tiny_problem(seed=0):
+    rng = np.random.default_rng(seed)
+    model = ae.build([6, 3, 6], "tl", use_bias=True)
+    w = model.init_weights(seed) + 0.1 * rng.standard_normal(model.params_number)
+    return model, w, rng.random((6, 12))
+
+
+def test_run_hf_preconditions_with_the_mean_of_per_example_squared_gradients_to_the_power_075(monkeypatch):
+    from ae import hf
+
+    model, w, X = tiny_problem()
+    seen = []
+    original = hf.conjugate_gradient
+    monkeypatch.setattr(hf, "conjugate_gradient", lambda *args, **kw: seen.append(args[3]) or original(*args, **kw))
+    stepper = HessianFree(damping=0.5, gradient_chunks=3, curvature_fraction=1.0)
+    model.set_weights(w)
+    stepper.step(model, X, w, 1e-3, stepper.init(model, w))
+    squares = []
+    for j in range(X.shape[1]):  # one example at a time: its own gradient, squared
+        model.set_weights(w)
+        squares.append(model.compute_loss(X[:, [j]])[1] ** 2)
+    expected = (np.mean(squares, axis=0) + 1e-3 + 0.5) ** 0.75
+    assert np.allclose(seen[0], expected, rtol=1e-12, atol=0)
+
+
+def test_the_reduction_ratio_compares_the_decrease_with_the_undamped_quadratic_model():
+    model, w, X = tiny_problem(1)
+    stepper = HessianFree(damping=2.0, gradient_chunks=1, curvature_fraction=1.0, max_cg_iterations=5)
+    model.set_weights(w)
+    new, f0, _, info = stepper.step(model, X, w, 1e-3, stepper.init(model, w))
+    d = (new - w) / info["step_length"]
+    model.set_weights(w)
+    loss, g = model.compute_loss(X)
+    g = g + 1e-3 * w
+    Gd = model.compute_gaussnewtonvec(d)
+    q = g @ d + 0.5 * d @ Gd + 0.5e-3 * d @ d  # the objective's quadratic model: G and the L2 term, no lambda
+    model.set_weights(w + d)
+    f_d = model.compute_loss(X)[0] + 0.5e-3 * (w + d) @ (w + d)
+    assert info["reduction_ratio"] == pytest.approx((f_d - f0) / q, rel=1e-9)
+    # the damped model (lambda in it) gives another number: the test tells them apart
+    assert abs((f_d - f0) / (q + 1.0 * d @ d) - info["reduction_ratio"]) > 1e-3

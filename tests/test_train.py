@@ -175,3 +175,56 @@ def test_working_memory_does_not_grow_with_the_data():
         return peak_bytes - 2 * data.nbytes  # the data and one shuffled-index-sized copy allowed
     small, large = peak(2_000), peak(20_000)
     assert large < small + 2_000_000  # ten times the data, not ten times the working memory
+
+
+class Scripted:
+    """A stepper that moves to given weights and reports given minibatch objectives (None: the true
+    one), so the guard meets exactly the sequence a test needs."""
+
+    def __init__(self, weights, objectives):
+        self.weights, self.objectives = weights, objectives
+
+    def init(self, model, w):
+        return 0
+
+    def step(self, model, batch, w, l2_coef, k):
+        reported = self.objectives[k]
+        if reported is None:
+            reported = model.compute_loss(batch)[0]
+        return self.weights[k].copy(), reported, k + 1, {}
+
+
+def guarded_run(weights, objectives, minibatch_size):
+    data = manifold_data(n=40)
+    model = small_model()
+    w0 = model.get_weights().copy()
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        history = ae.train.train(model, Scripted(weights(w0), objectives), data, num_epoch=3,
+                                 minibatch_size=minibatch_size)
+    return model, w0, history, data
+
+
+def test_the_guard_keeps_the_weights_before_the_offending_step_and_the_model_holds_them():
+    # step 0 moves w0 to w1, whose minibatch objective the next step reports as inf: w1 is out, w0 kept
+    model, w0, history, data = guarded_run(lambda w0: [w0 + 0.01, w0 + 0.02], [None, float("inf")], 20)
+    assert history["diverged"]["kept"] == "the weights before the last step"
+    assert np.array_equal(model.get_weights(), w0)
+    assert history["diverged"]["kept_objective"] == pytest.approx(full_objective(model, data, w0, 0.0)[1], rel=1e-12)
+
+
+def test_when_the_step_before_is_out_too_the_guard_keeps_the_last_epoch_end_and_the_model_holds_it():
+    # epoch 1 ends at w1 (inside the bound); epoch 2 moves to w2 = 1e3 w1, whose full-set objective breaks
+    # the bound: the model must hold w1 again, not the w2 that the last measurement left in it
+    model, w0, history, data = guarded_run(lambda w0: [w0 + 0.01, 1e3 * (w0 + 0.01), w0], [None, None, None], 40)
+    assert history["diverged"]["kept"] == "the weights at the end of epoch 1"
+    assert np.array_equal(model.get_weights(), w0 + 0.01)
+
+
+def test_the_l2_term_enters_each_first_order_step_as_l2_coef_times_w():
+    data = manifold_data(n=40)
+    model = small_model()
+    w0 = model.get_weights().copy()
+    _, grad = model.compute_loss(data)
+    model.run_sgd(data, step_size=0.1, num_epoch=1, minibatch_size=40, l2_coef=0.5)
+    # one full-batch step on the objective F + l2/2 w.w, whose gradient is g + l2 w
+    assert np.allclose(model.get_weights(), w0 - 0.1 * (grad + 0.5 * w0), rtol=0, atol=1e-15)

@@ -1,0 +1,94 @@
+"""The lab's judges to the engine's standard: every target pinned to its stated value (DESIGN's table),
+met by the correct engine with a margin, and every judge fed a known-wrong input says fail."""
+
+import numpy as np
+import pytest
+from test_verify import Problem
+
+from checks import certified, suite, verify
+from checks.records import group_records
+from checks.verify import ROUNDOFF_FACTOR
+from checks.verify import TARGETS as VERIFY_JUDGES
+
+# DESIGN's accuracy targets (float64 unless said); a change here is a change of a promise
+DESIGN_TARGETS = {
+    "complex step": 1e-14, "central best": {"gradient": 1e-9, "Hv": 1e-8, "GNv": 1e-8},
+    "forward at sqrt(eps)": 1e-6, "slope": 0.1, "mp-central best": 1e-30, "mp-complex": 1e-45,
+    "taylor slope": 0.05, "dense": 1e-14, "dense central": 1e-8, "symmetry": 1e-14, "adjoint": 1e-14,
+    "psd": 1e-13, "float32 vs mpmath": 1e-5, "detection": 1e-10,
+}
+CERTIFIED_TARGETS = {"evaluation": 1e-14, "formula": 1e-30,
+                     "total": {"float64": 1e-14, "float32": 1e-5, "mpmath": 1e-45}}
+VERIFY_TARGETS = {"complex step": 1.0, "50 digits": 1.0, "central difference": 1e-8, "Richardson": 1e-9,
+                  "50 digits, p.Hp": 1e-14, "symmetry": 1e-12, "adjoint": 1e-12, "p.Gp = |Jp|^2": 1e-12,
+                  "Taylor": 0.1, "PSD": 1e-13}
+MARGIN = 3  # the correct engine meets every target at least this many times over (the smallest margin
+# measured on the quick lab is 3.7, the order-3 Taylor slope; most are 20 to 10^5)
+
+
+def test_every_target_is_the_stated_one():
+    assert suite.TARGETS == DESIGN_TARGETS
+    assert certified.TARGETS == CERTIFIED_TARGETS
+    assert VERIFY_JUDGES == VERIFY_TARGETS
+    assert ROUNDOFF_FACTOR == 8
+
+
+@pytest.fixture(scope="module")
+def quick_records():
+    records, _ = suite.run_suite(quick=True, seed=0)
+    return records
+
+
+def test_the_correct_engine_meets_every_target_with_a_margin(quick_records):
+    judged = [r for r in quick_records if r["verdict"] in ("pass", "fail")]
+    assert judged and all(r["verdict"] == "pass" for r in judged)
+    for row in group_records(judged):
+        assert row["worst"] <= row["target"] / MARGIN, row
+
+
+def test_every_record_is_judged_against_a_stated_target(quick_records):
+    stated = set()
+    for value in list(DESIGN_TARGETS.values()) + list(CERTIFIED_TARGETS.values()):
+        stated |= set(value.values()) if isinstance(value, dict) else {value}
+    thresholds = {r["threshold"] for r in quick_records if r["verdict"] in ("pass", "fail")}
+    assert thresholds <= stated, thresholds - stated
+
+
+def test_the_suite_s_sweep_judges_fail_a_wrong_curve():
+    h = np.logspace(-1, -300, 60)
+    wrong = {"complex": {"h": h.tolist(), "error": [1e-9] * len(h)},
+             "central": {"h": h.tolist(), "error": (1e-6 + 0 * h).tolist()}}
+    records = suite.sweep_records(wrong, "gradient", {"net": "x", "dtype": "float64"})
+    verdicts = {r["check"]: r["verdict"] for r in records}
+    assert verdicts["complex step"] == "fail" and verdicts["central best"] == "fail"
+
+
+class Wrong(Problem):
+    """Known-wrong claims for verify's directional judges, one judge each."""
+
+    def antisymmetric_hvp(self, x, p):
+        K = np.triu(np.ones((self.x.size, self.x.size)), 1)
+        return self.hvp(x, p) + 1e-3 * (K - K.T) @ p  # p.(Kp) = 0: only symmetry and entries see it
+
+    def negative_gnvp(self, x, p):
+        return -self.gnvp(x, p)
+
+    def doubled_gnvp(self, x, p):
+        return 2 * self.gnvp(x, p)
+
+
+@pytest.mark.parametrize("claims, check, quantity", [
+    (lambda w: dict(grad=w.grad, hvp=w.antisymmetric_hvp), "symmetry", "Hv"),
+    (lambda w: dict(residual=w.residual, gnvp=w.negative_gnvp), "PSD", "GNv"),
+    (lambda w: dict(residual=w.residual, gnvp=w.doubled_gnvp), "p.Gp = |Jp|^2", "GNv"),
+    (lambda w: dict(grad=lambda x: 1.001 * w.grad(x)), "Taylor", "gradient"),
+    (lambda w: dict(grad=lambda x: 1.001 * w.grad(x)), "central difference", "gradient"),
+    (lambda w: dict(grad=lambda x: 1.001 * w.grad(x)), "Richardson", "gradient"),
+    (lambda w: dict(grad=w.grad, hvp=lambda x, p: 1.001 * w.hvp(x, p)), "50 digits, p.Hp", "Hv"),
+    (lambda w: dict(grad=w.grad, hvp=lambda x, p: 1.001 * w.hvp(x, p)), "Taylor", "Hv"),
+])
+def test_each_directional_judge_of_verify_fails_a_known_wrong_claim(claims, check, quantity):
+    wrong = Wrong(0)
+    result = verify(wrong.fun, wrong.x, **claims(wrong))
+    judged = [r["verdict"] for r in result.records if r["check"] == check and r["quantity"] == quantity]
+    assert judged and "fail" in judged, result.table()
