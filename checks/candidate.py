@@ -23,6 +23,7 @@ each is a finding in the records, never a crash of the lab.
 """
 
 import importlib
+import importlib.util
 import pathlib
 import sys
 
@@ -58,6 +59,13 @@ def load(spec):
     """{module name: module} of a candidate: a package (a name, or a folder with __init__.py) or a
     folder of bare-name modules that import each other as ``import layers``."""
     path = pathlib.Path(spec)
+    looks_like_a_path = "/" in str(spec) or str(spec).startswith(".") or path.suffix == ".py"
+    if looks_like_a_path and not path.is_dir():
+        raise EngineError(f"no such folder: {spec}" if not path.exists() else
+                          f"{spec} is a file: give the folder that holds activations.py, layers.py, ffnet.py, "
+                          "autoencoder.py, or a package name")
+    if not path.is_dir() and importlib.util.find_spec(str(spec).split(".")[0]) is None:
+        raise EngineError(f"no such folder or importable package: {spec}")
     bare = path.is_dir() and not (path / "__init__.py").exists()
     package = path.resolve().name if path.is_dir() and not bare else str(spec)
     search = str(path.resolve() if bare else path.resolve().parent) if path.is_dir() else None
@@ -285,27 +293,58 @@ class Lab:
 
         ours = ae.build(widths, letters)
         w = ours.init_weights(self.seed) + 0.1 * self.rng.standard_normal(ours.params_number)
-        p = self.rng.standard_normal(ours.params_number)
-        X = self.rng.random((widths[0], 7))
+        p, q = self.rng.standard_normal((2, ours.params_number))
+        X, X2 = self.rng.random((2, widths[0], 7))
+        exact = {}
         with mpmath.workdps(MP_DPS):
             mp = numeric.to_mp
             ours.set_weights(mp(w))
-            loss, grad = ours.compute_loss(mp(X))
-            Hv, Gv = ours.compute_hessvec(mp(p)), ours.compute_gaussnewtonvec(mp(p))
+            for data_name, data in (("X", X), ("X2", X2)):
+                exact[data_name, "loss"], exact[data_name, "gradient"] = ours.compute_loss(mp(data))
+                for d_name, d in (("p", p), ("q", q)):
+                    exact[data_name, "Hv", d_name] = ours.compute_hessvec(mp(d))
+                    exact[data_name, "GNv", d_name] = ours.compute_gaussnewtonvec(mp(d))
+                exact[data_name, "activations"] = [ours.net.get_activations(k) for k in range(len(ours.layers))]
         where = "model"
         if self.call(f"{where} set_weights", setter, to_theirs(w)) is FAILED:
             return
         result = self.call(f"{where} compute_loss", model.compute_loss, X.copy())
         if result is FAILED:
             return
-        self.compare(where, "loss", np.float64(result[0]), loss)
-        self.compare(where, "gradient", to_ours(result[1]), grad)
-        for name, exact in (("Hv", Hv), ("GNv", Gv), ("Hv after GNv", Hv)):
-            method = model.compute_gaussnewtonvec if name == "GNv" else model.compute_hessvec
-            value = self.call(f"{where} {method.__name__}", method, to_theirs(p))
+        self.compare(where, "loss", np.float64(result[0]), exact["X", "loss"])
+        self.compare(where, "gradient", to_ours(result[1]), exact["X", "gradient"])
+        # every call order the API allows (GNv first, before any Hv), each product against its own reference:
+        # state left by an earlier call (a GNv reusing the last Hv's R-forward pass, a Hessian state
+        # overwritten by GNv, a product at the data before the last compute_loss) shows
+        directions = {"p": p, "q": q}
+        calls = [("GNv", "GNv", "p"), ("Hv", "Hv", "p"), ("Hv with another direction", "Hv", "q"),
+                 ("GNv with a direction other than the last Hv's", "GNv", "p"), ("Hv after GNv", "Hv", "p")]
+        self.call_in_order(model, where, "X", calls, directions, exact, to_theirs, to_ours)
+        if self.call(f"{where} compute_loss", model.compute_loss, X2.copy()) is not FAILED:
+            self.call_in_order(model, where, "X2", [("Hv after compute_loss on other data", "Hv", "q"),
+                                                    ("GNv after compute_loss on other data", "GNv", "p")],
+                               directions, exact, to_theirs, to_ours)
+            self.check_activations_of(model, where, exact["X2", "activations"])
+        if self.call(f"{where} set_weights", setter, to_theirs(w)) is not FAILED:
+            self.verify_model(model, setter, X, where)
+
+    def call_in_order(self, model, where, data, calls, directions, exact, to_theirs, to_ours):
+        for label, quantity, direction in calls:
+            method = model.compute_gaussnewtonvec if quantity == "GNv" else model.compute_hessvec
+            value = self.call(f"{where} {method.__name__}", method, to_theirs(directions[direction]))
             if value is not FAILED:
-                self.compare(where, name, to_ours(value), exact)
-        self.verify_model(model, setter, X, where)
+                self.compare(where, label, to_ours(value), exact[data, quantity, direction])
+
+    def check_activations_of(self, model, where, activations):
+        """FFNet.get_activations(k) after the last forward pass: the outputs z of layer k."""
+        net = getattr(model, "net", model)
+        if not hasattr(net, "get_activations"):
+            self.failure(where, "get_activations", "neither the model nor model.net has get_activations")
+            return
+        for k, exact in enumerate(activations):
+            value = self.call(f"{where} get_activations", net.get_activations, k)
+            if value is not FAILED:
+                self.compare(where, f"get_activations({k})", np.asarray(value, dtype=float), exact)
 
     def verify_model(self, model, setter, X, where):
         """checks.verify on the candidate's own loss, gradient and Hv, in its own layout."""

@@ -15,7 +15,7 @@ import time
 
 from checks import __main__ as checks_cli
 from checks.candidate import engine_name
-from reports.build import ReportError, build, build_engine_report
+from reports.build import ReportError, build, build_engine_report, typst_module
 from studies import __main__ as studies_cli
 from studies import bench, synthetic
 
@@ -29,13 +29,22 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--engine", default=None, help="examine another implementation of the course API")
     args = parser.parse_args(argv)
+    try:  # before any work: the PDF is the point of this command
+        typst_module()
+    except ReportError as error:
+        print(error, file=sys.stderr)
+        return 2
     if args.engine:
         records_dir = f"{args.results}/engine-{engine_name(args.engine)}"
         status = checks_cli.main(["--engine", args.engine, "--out", records_dir])
         if status == 2:
             return 2
         out = args.out if args.out != parser.get_default("out") else f"reports/engine-{engine_name(args.engine)}.pdf"
-        print(f"report: {build_engine_report(f'{records_dir}/records.json', out)}")
+        try:
+            print(f"report: {build_engine_report(f'{records_dir}/records.json', out)}")
+        except ReportError as error:
+            print(error, file=sys.stderr)
+            return 2
         return status
     start = time.perf_counter()
 

@@ -548,9 +548,18 @@ def engine_section(saved):
     return "".join(out)
 
 
+def typst_module():
+    """The PDF compiler, or a one-line ReportError saying which extra installs it."""
+    try:
+        import typst
+    except ImportError:
+        raise ReportError('the PDF needs typst, the report extra: pip install "ae-lab[report]"') from None
+    return typst
+
+
 def build_engine_report(records_path, out):
     """A PDF of ``python -m checks --engine`` records; returns its path."""
-    import typst
+    typst = typst_module()
 
     saved, problem = read_json_object(records_path)
     if problem or "findings" not in saved:
@@ -570,7 +579,7 @@ def build_engine_report(records_path, out):
 
 def build(results="results", out="reports/report.pdf", full=False):
     """Write the PDF from the records; returns its path (ReportError if records are missing or stale)."""
-    import typst
+    typst = typst_module()
 
     records, paths = load_records(results, full)
     records["bench"] = load_benchmark(results)

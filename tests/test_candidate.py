@@ -56,6 +56,9 @@ def test_the_layout_probe_finds_the_bias_column():
     ("sigmoid_second_deriv", "[net 6-4-2-4-6 tlts] layer 3 Rp_backward: R{dW} off by"),
     ("Rp_backward_drops_a_term_of_its_input_derivative",
      "[net 6-4-2-4-6 tlts] layer 0 Rp_backward: R{dL/dinputs} off by"),
+    ("gauss_newton_ignores_its_direction",
+     "[net 6-4-2-4-6 tlts] model: GNv with a direction other than the last Hv's off by"),
+    ("get_activations_returns_preactivations", "[net 6-4-2-4-6 tlts] model: get_activations(0) off by"),
     ("backward_raises", "layer 0 backward: raised NotImplementedError: backward is left for later"),
     ("backward_scales_its_argument", "layer 0 backward: argument 1 changed in place"),
 ])
@@ -104,3 +107,28 @@ def test_reports_engine_writes_a_pdf_of_the_findings(tmp_path, monkeypatch):
     text = " ".join(" ".join(page.extract_text() for page in pypdf.PdfReader(out).pages).split())
     assert "Examination of the engine course_engine" in text
     assert "layer 1 backward: dW off by" in text
+
+
+def test_a_missing_folder_is_named_as_such(capsys):
+    assert checks_cli.main(["--engine", "/no/such/place"]) == 2
+    assert "no such folder: /no/such/place" in capsys.readouterr().err
+    assert checks_cli.main(["--engine", "no_such_package_here"]) == 2
+    assert "no such folder or importable package: no_such_package_here" in capsys.readouterr().err
+
+
+def test_reports_without_the_report_extra_says_which_extra_to_install(monkeypatch, capsys):
+    import builtins
+
+    from reports import __main__ as reports_cli
+
+    real_import = builtins.__import__
+
+    def without_typst(name, *args, **kwargs):
+        if name == "typst":
+            raise ModuleNotFoundError("No module named 'typst'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_typst)
+    assert reports_cli.main(["--engine", str(FIXTURE)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == 'the PDF needs typst, the report extra: pip install "ae-lab[report]"'
