@@ -1,17 +1,19 @@
 """python -m checks [--quick] [--out DIR] [--seed N]
-python -m checks --engine PACKAGE_OR_FOLDER [--out DIR]
+python -m checks --engine PACKAGE_OR_FOLDER [PACKAGE_OR_FOLDER ...] [--out DIR]
 
 Runs the lab's suite, writes ``records.json`` (every verdict), ``curves.json``
 (the data behind the figures) and the figures (PNG and PDF) into the results
 folder, prints a one-screen table of verdicts, and exits 1 if any check
 failed.  With ``--engine`` it examines another implementation of the
 assignment's API instead (``checks.candidate``): records in
-results/engine-NAME, one line per finding; exit 1 if any, 2 if the API is
-incomplete (the missing pieces are listed).
+results/engine-NAME, root causes first; exit 1 if any, 2 if the API is
+incomplete (the missing pieces are listed).  With several submissions (or a
+folder of submission folders) it examines a whole class (``checks.classroom``).
 """
 
 import argparse
 import collections
+import pathlib
 import platform
 import sys
 import time
@@ -41,12 +43,21 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plots-only", action="store_true",
                         help="redraw the figures from an existing curves.json")
-    parser.add_argument("--engine", default=None,
+    parser.add_argument("--engine", default=None, nargs="+", metavar="PACKAGE_OR_FOLDER",
                         help="examine another implementation of the assignment's API: a package name, or a "
-                             "folder holding activations.py, layers.py, ffnet.py, autoencoder.py")
+                             "folder holding activations.py, layers.py, ffnet.py, autoencoder.py; several, or a "
+                             "folder of such folders, examine a whole class, each in its own process")
+    parser.add_argument("--time-limit", type=float, default=600, help="seconds per submission (class mode)")
+    parser.add_argument("--memory-limit", type=float, default=4, help="GiB per submission (class mode)")
     args = parser.parse_args(argv)
     if args.engine:
-        return engine_main(args.engine, args.out, args.seed)
+        from checks import classroom
+
+        submissions = classroom.submissions(args.engine)
+        if submissions is None:
+            return engine_main(args.engine[0], args.out, args.seed)
+        return classroom.main(submissions, args.out or "results/class", args.seed, args.time_limit,
+                              args.memory_limit)
     out = args.out or ("results/checks-quick" if args.quick else "results/checks")
 
     if args.plots_only:
@@ -81,7 +92,7 @@ def main(argv=None):
 
 def engine_main(spec, out=None, seed=0):
     try:
-        found, findings = candidate.examine(spec, seed=seed)
+        found, findings, output, summary = candidate.examine(spec, seed=seed)
     except candidate.EngineError as error:
         print(error, file=sys.stderr)
         return 2
@@ -89,13 +100,14 @@ def engine_main(spec, out=None, seed=0):
     out = out or f"results/engine-{name}"
     meta = {"command": f"python -m checks --engine {spec}", "engine": name, "seed": seed,
             "code_version": code_version()}
-    write_json({"meta": meta, "records": found, "findings": findings}, f"{out}/records.json")
+    write_json({"meta": meta, "records": found, "findings": findings, "summary": summary}, f"{out}/records.json")
+    pathlib.Path(f"{out}/candidate-output.txt").write_text(output)  # its prints, apart from the lab's
     counts = collections.Counter(r["verdict"] for r in found)
     print(f"engine {name}: {len(found)} records: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
     for line in findings:
-        print(("FAILED " if "cannot run" not in line else "") + line)
-    print(f"records: {out}/records.json")
-    return 1 if counts.get("fail") else 0
+        print(("FAILED " if not line.startswith(("    ", "cannot run", "note")) else "") + line)
+    print(f"records: {out}/records.json" + (f"   its own output: {out}/candidate-output.txt" if output else ""))
+    return 1 if counts.get("fail") or counts.get("not implemented") else 0
 
 
 if __name__ == "__main__":

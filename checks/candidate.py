@@ -5,27 +5,43 @@ that import each other by bare name (``activations``, ``layers``, ``ffnet``,
 ``autoencoder``).  Most are float64 only, so the reference is this project's
 engine at 50 digits, built with the same architecture and the same weights;
 the candidate's own weight layout is discovered by probing ``set_weights``
-with unit vectors (a common layout keeps the bias as an extra last column of
-W), never assumed.  Checked, each against its 50-digit reference:
+with unit vectors (any order of W, W^T and a bias column or vector; a layer
+that ignores ``use_bias`` is probed without one and said so), never assumed.
+Checked, each against its 50-digit reference, in the order a result depends
+on the ones before it:
 
-* every activation the candidate has (val, deriv, second_deriv);
-* every layer's four passes on their own (forward; backward: dL/dinputs, dW,
-  db; Rp_forward; Rp_backward: R{dL/dinputs}, R{dW}, R{db}), so a failure
-  names the layer and the pass;
-* the whole model: loss, gradient, Hv, GNv, and Hv again after GNv (a
-  Gauss-Newton pass must not overwrite the state the Hessian pass needs);
-* ``checks.verify`` on the model's loss, gradient and Hv (central
-  differences, Richardson, Taylor; complex step and mpmath where the
-  candidate takes them, "cannot run" with its error where it does not).
+* every activation the candidate has (val, deriv, second_deriv): a value is
+  always compared (a scalar that broadcasts to the right values is a note);
+* every layer's four passes, each on a fresh layer object that ran only the
+  passes it needs (forward; backward: dL/dinputs, dW, db; Rp_forward;
+  Rp_backward: R{dL/dinputs}, R{dW}, R{db}), so state left by another pass can
+  neither cause nor hide a finding; a pass that changes the state an earlier
+  pass stored (an Rp_forward overwriting the stored input) is named;
+* the whole model: loss, gradient, and Hv and GNv in every call order the API
+  allows (GNv before any Hv, GNv with a direction other than the last Hv's,
+  Hv twice, Hv after GNv, products after ``compute_loss`` on other data), and
+  ``get_activations`` of every layer;
+* ``checks.verify`` on the model's loss, gradient and Hv.
 
-A missing method, an exception inside one, an argument changed in place:
-each is a finding in the records, never a crash of the lab.
+A wrong result is diagnosed against the classic hypotheses: a constant
+factor (N, 1/N, 2, 1/2, -1, ...), the reference transposed, a missing term of
+the pass's formula, the values of an earlier call.  Findings come root cause
+first: a failure that an earlier failure explains (a wrong activation under
+every pass that uses it, a layer's backward pass under the model's gradient)
+is listed under it.  Per-layer scaling that the model undoes (dividing by N
+inside each layer) is a note, not a failure.  A missing method, an exception
+(named at the innermost line of the candidate's own files), an argument
+changed in place: each is a finding, never a crash of the lab.  What the
+candidate prints is kept apart (``Lab.output``), never mixed into the lab's.
 """
 
+import contextlib
 import importlib
 import importlib.util
+import io
 import pathlib
 import sys
+import traceback
 
 import mpmath
 import numpy as np
@@ -46,9 +62,12 @@ API = {
 }
 ACTIVATIONS = {"t": "Tanh", "s": "Sigmoid", "l": "Linear", "r": "Relu"}  # our letter -> name in the class
 THRESHOLD = 1e-12  # float64 arithmetic against exact: a few hundred eps of normwise error
+SAME = 1e-9  # a hypothesis explains a wrong result when it matches it this closely
 FAILED = object()  # what Lab.call returns when the candidate's method raised
 MP_DPS = 50
 NETS = (([6, 4, 2, 4, 6], "tlts"), ([5, 3, 5], "st"))
+LAYER_COLUMNS = 5  # the batch of the layer checks: a per-layer 1/N is a factor 1/5 there
+STAGES = ("activation", "layout", "forward", "backward", "Rp_forward", "Rp_backward", "model", "verify")
 
 
 class EngineError(RuntimeError):
@@ -114,65 +133,197 @@ def activations_of(module):
     return found
 
 
-def _net(record):
-    return f"[net {record['net']}] " if record.get("net") else ""
+def _close(a, b):
+    return np.linalg.norm(a - b) <= SAME * max(np.linalg.norm(b), np.finfo(float).tiny)
+
+
+def _factor_name(c, n):
+    for value, name in ((n, "N"), (1 / n, "1/N"), (-1, "-1"), (2, "2"), (0.5, "1/2"), (n - 1, "N-1")):
+        if abs(c - value) <= SAME * abs(value):
+            return name
+    return None
+
+
+def diagnose(theirs, exact, n=None, matrix=None, hypotheses=()):
+    """(sentence, factor) naming the classic hypothesis that explains a wrong result, or (None, None).
+
+    ``n``: the batch size (for factors N and 1/N); ``matrix``: the (rows, columns) of a weight
+    matrix the values ravel (for a transpose); ``hypotheses``: (sentence, alternative reference).
+    """
+    theirs, exact = np.ravel(theirs), np.ravel(exact)
+    for sentence, alternative in hypotheses:
+        if _close(theirs, np.ravel(alternative)):
+            return sentence, None
+    norm2 = exact @ exact
+    if norm2 > 0:
+        c = float(theirs @ exact / norm2)
+        if c != 0 and _close(theirs, c * exact):
+            name = _factor_name(c, n) if n else None
+            text = f"is {name if name else format(c, '.6g')} times the reference"
+            if name == "N":
+                text += ": the 1/N of formula (1) is missing"
+            elif name == "1/N":
+                text += ": it divides by N once more than formula (1)"
+            return text, c
+    if matrix is not None and theirs.size == matrix[0] * matrix[1]:
+        if _close(theirs, exact.reshape(matrix).T.ravel()):
+            return "is the reference transposed (raveled in W's place)", None
+    return None, None
 
 
 class Lab:
-    """Runs the checks on one candidate and collects records; ``findings()`` says what failed."""
+    """Runs the checks on one candidate and collects records; ``findings()`` says what failed, root first."""
 
-    def __init__(self, modules, name, seed=0):
+    def __init__(self, modules, name, seed=0, folder=None):
         self.modules, self.name, self.seed = modules, name, seed
+        self.folder = pathlib.Path(folder).resolve() if folder else None
         self.rng = np.random.default_rng(seed)
         self.records = []
+        self.output = io.StringIO()  # what the candidate printed
         self.activations = activations_of(modules["activations"])
         self.net = None  # the label of the net being examined, for the records
 
     # --- records ---------------------------------------------------------------------------------
 
-    def context(self, **fields):
+    def context(self, stage, where, layer=None, **fields):
         return {"engine": self.name, "net": self.net, "dtype": "float64",
-                "precision": f"reference {MP_DPS} digits", "seed": self.seed, **fields}
+                "precision": f"reference {MP_DPS} digits", "seed": self.seed, "stage": stage, "where": where,
+                "layer": layer, **fields}
 
-    def compare(self, where, part, theirs, exact, **fields):
-        """A verdict: normwise relative error of the candidate's value against the exact one."""
+    def compare(self, stage, where, part, theirs, exact, layer=None, matrix=None, hypotheses=(), n=None):
+        """A verdict: normwise relative error of the candidate's value against the exact one, and a
+        diagnosis when it is wrong.  A value of another shape is compared where it broadcasts."""
         exact = numeric.to_float64(np.asarray(exact))
         theirs = np.asarray(theirs, dtype=float)
+        note = None
         if theirs.shape != exact.shape:
-            self.failure(where, part, f"shape {theirs.shape}, expected {exact.shape}", **fields)
-            return
+            try:
+                broadcast = np.broadcast_to(theirs, exact.shape)
+            except ValueError:
+                self.failure(stage, where, part, f"shape {theirs.shape}, expected {exact.shape}", layer)
+                return
+            note = f"returns shape {theirs.shape} where {exact.shape} is expected; compared broadcast"
+            theirs = np.array(broadcast)
         scale = np.linalg.norm(exact)
         error = np.linalg.norm(theirs - exact) / scale if scale > 0 else np.linalg.norm(theirs)
-        self.records.append(records.verdict("engine", part, error, THRESHOLD, self.context(where=where, **fields)))
+        fields = {"note": note} if note else {}
+        record = records.verdict("engine", part, error, THRESHOLD, self.context(stage, where, layer), **fields)
+        if record["verdict"] == "fail":
+            hypotheses = tuple((s, numeric.to_float64(np.asarray(a))) for s, a in hypotheses)
+            record["diagnosis"], record["factor"] = diagnose(theirs, exact, n, matrix, hypotheses)
+        self.records.append(record)
 
-    def failure(self, where, part, reason, **fields):
-        self.records.append(records.verdict("engine", part, float("inf"), THRESHOLD,
-                                            self.context(where=where, **fields), reason=reason))
+    def failure(self, stage, where, part, reason, layer=None, verdict="fail"):
+        record = records.cannot_run("engine", part, reason, self.context(stage, where, layer))
+        record.update(verdict=verdict, measured=None, threshold=THRESHOLD)
+        self.records.append(record)
 
-    def call(self, where, fn, *args):
-        """fn(*args), noting an exception (then FAILED is returned) or an argument changed in place."""
+    def call(self, stage, where, fn, *args, layer=None, record=True):
+        """fn(*args) with the candidate's prints kept apart, noting an exception (then FAILED is
+        returned: "not implemented" for NotImplementedError) or an argument changed in place.
+        ``record=False``: a prerequisite of the pass examined, whose own failure is recorded elsewhere."""
         originals = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
         try:
-            result = fn(*args)
+            with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
+                result = fn(*args)
         except Exception as error:
-            self.failure(where, "raised", f"{type(error).__name__}: {error}")
+            if not record:
+                return FAILED
+            frame = self.innermost(error)
+            name = getattr(fn, "__qualname__", getattr(fn, "__name__", "?"))
+            at = f" ({frame[0]})" if frame else ""
+            if frame and frame[1] != name.split(".")[-1]:
+                at += f", reached from {name}"
+            if isinstance(error, NotImplementedError):
+                inner = name if not frame or frame[1] == name.split(".")[-1] else frame[1]
+                self.failure(stage, where, "not implemented", f"not implemented: {inner}{at}", layer,
+                             verdict="not implemented")
+            else:
+                self.failure(stage, where, "raised", f"raised {type(error).__name__}: {error}{at}", layer)
             return FAILED
         for k, (given, original) in enumerate(zip(args, originals)):
             if isinstance(given, np.ndarray) and not np.array_equal(given, original):
-                self.failure(where, f"argument {k + 1} changed in place", "the caller's array was modified")
+                self.failure(stage, where, f"argument {k + 1} changed in place", "the caller's array was modified",
+                             layer)
         return result
 
+    def innermost(self, error):
+        """('file:line: text', function name) of the innermost frame in the candidate's own files, or None."""
+        if self.folder is None:
+            return None
+        frames = [f for f in traceback.extract_tb(error.__traceback__)
+                  if pathlib.Path(f.filename).resolve().is_relative_to(self.folder)]
+        if not frames:
+            return None
+        f = frames[-1]
+        return f"{pathlib.Path(f.filename).name}:{f.lineno}: {(f.line or '').strip()}", f.name
+
+    def accept_conventions(self):
+        """Per-layer scaling that the model undoes is the candidate's convention, not an error: when every
+        layer's dW, db, R{dW}, R{db} is one and the same factor times the reference and the model's
+        gradient, Hv and GNv are right, those layer records become notes."""
+        for net in {r["net"] for r in self.records}:
+            mine = [r for r in self.records if r["net"] == net]
+            scaled = [r for r in mine if r["stage"] in ("backward", "Rp_backward") and r["verdict"] == "fail"
+                      and r["quantity"] in ("dW", "db", "R{dW}", "R{db}")]
+            factors = {round(r["factor"], 12) for r in scaled if r.get("factor")}
+            model_right = [r for r in mine if r["where"] == "model" and r["quantity"] in ("gradient", "Hv", "GNv")]
+            if (scaled and len(factors) == 1 and all(r.get("factor") for r in scaled) and model_right
+                    and all(r["verdict"] == "pass" for r in model_right)):
+                factor = factors.pop()
+                name = _factor_name(factor, LAYER_COLUMNS) or f"{factor:.6g}"
+                for r in scaled:
+                    r["verdict"] = "note"
+                    r["reason"] = (f"{name} times the reference inside each layer (batch of {LAYER_COLUMNS} "
+                                   "columns) while the model's gradient, Hv and GNv are right: the "
+                                   "implementation's convention, not an error")
+
     def findings(self):
-        lines = []
+        """Lines, root causes first; a failure an earlier one explains is listed under it."""
+        failed = [r for r in self.records if r["verdict"] in ("fail", "not implemented")]
+        order = sorted(failed, key=lambda r: (STAGES.index(r["stage"]), r.get("layer") or 0))
+        roots, under = [], {}
+        for r in order:
+            cause = next((root for root in roots if _explains(root, r)), None)
+            if cause is None:
+                roots.append(r)
+                under[id(r)] = []
+            else:
+                under[id(cause)].append(r)
+        lines, seen = [], {}
+        for root in roots:
+            line = _line(root)
+            key = line.split("] ", 1)[-1]
+            if key in seen:  # the same root on another net: one line
+                continue
+            seen[key] = True
+            lines.append(line)
+            following = {}
+            for r in under[id(root)]:  # one line per place and quantity, however many directions
+                following.setdefault((r["where"], r["quantity"]), []).append(r)
+            for group in following.values():
+                more = f" (and {len(group) - 1} more like it)" if len(group) > 1 else ""
+                lines.append(f"    follows from it: {_line(group[0])}{more}")
+        skipped = sorted({f"{r['where']}: {r['quantity']} cannot run: {r['reason']}" for r in self.records
+                          if r["verdict"] == "cannot run"})
+        lines += [f"cannot run: {s}" for s in skipped]
+        notes = {}  # one line per reason, naming every place it applies to
         for r in self.records:
-            if r["verdict"] == "fail":
-                where = r.get("where") or r.get("function", "model")
-                what = r.get("reason") or f"off by {r['measured']:.1e} (target {r['threshold']:.0e})"
-                lines.append(f"{_net(r)}{where}: {r['quantity']} {what}")
-            elif r["verdict"] == "cannot run":
-                lines.append(f"{_net(r)}{r.get('where') or 'model'}: {r['check']} / {r['quantity']} cannot run: "
-                             f"{r['reason']}")
-        return lines
+            if r["verdict"] == "note" or r.get("note"):
+                places = notes.setdefault(r.get("reason") or r.get("note"), [])
+                place = f"{r['where']} {r['quantity']}".replace(" use_bias", "")
+                if place not in places:
+                    places.append(place)
+        return lines + [f"note: {reason}: {', '.join(places)}" for reason, places in sorted(notes.items())]
+
+    def summary(self):
+        """{stage: pass / fail / not implemented / cannot run} and the root causes, for a class table."""
+        cells = {}
+        for stage in STAGES:
+            found = {r["verdict"] for r in self.records if r["stage"] == stage}
+            cells[stage] = next((v for v in ("fail", "not implemented", "pass", "cannot run") if v in found), "-")
+        roots = [line for line in self.findings() if not line.startswith(("    ", "cannot run", "note"))]
+        return {"stages": cells, "root_causes": roots}
 
     # --- the checks ------------------------------------------------------------------------------
 
@@ -181,40 +332,53 @@ class Lab:
         for letter, name in ACTIVATIONS.items():
             if letter not in self.activations:
                 self.records.append(records.cannot_run("engine", "activation", f"no {name} activation class",
-                                                       self.context(where=f"activation {name}")))
+                                                       self.context("activation", f"activation {name}")))
                 continue
             cls = self.activations[letter]
-            ours = from_letter(letter)
-            candidate = self.call(f"activation {cls.__name__}", cls)
+            where = f"activation {cls.__name__}"
+            candidate = self.call("activation", where, cls)
             if candidate is FAILED:
                 continue
+            ours = from_letter(letter)
             with mpmath.workdps(MP_DPS):
                 X_mp = numeric.to_mp(X)
                 for method in ("val", "deriv", "second_deriv"):
-                    theirs = self.call(f"activation {cls.__name__} {method}", getattr(candidate, method), X.copy())
+                    theirs = self.call("activation", f"{where} {method}", getattr(candidate, method), X.copy())
                     if theirs is not FAILED:
-                        self.compare(f"activation {cls.__name__} {method}", method, theirs,
-                                     getattr(ours, method)(X_mp))
+                        self.compare("activation", f"{where} {method}", method, theirs, getattr(ours, method)(X_mp))
 
     def layout(self, index, shape):
-        """Where each entry of the candidate's flat block of a layer sits in ours (an index array)."""
+        """(where each entry of the candidate's flat block sits in ours, whether the layer has a bias).
+
+        Probed with unit vectors, so W, W^T, a bias column or a bias vector in any order is found; a
+        layer whose get_params_number() ignores use_bias=True is probed without a bias.
+        """
         n_in, n_out = shape
         linear = self.activations.get("l", ae.LinearActivationFunction)
-        layer = self.modules["layers"].FCLayer(shape, linear(), use_bias=True)
-        size = layer.get_params_number()
-        if size != n_out * (n_in + 1):
-            raise EngineError(f"layer {index}: get_params_number() is {size}, a {n_in}->{n_out} layer with a bias "
-                              f"has {n_out * (n_in + 1)}")
+        with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
+            layer = self.modules["layers"].FCLayer(shape, linear(), use_bias=True)
+            size = layer.get_params_number()
+        if size == n_out * (n_in + 1):
+            bias = True
+        elif size == n_out * n_in:
+            bias = False
+            self.failure("layout", f"layer {index}", "use_bias",
+                         "the layer ignores use_bias=True (get_params_number() counts no bias); examined without one",
+                         index, verdict="note")
+        else:
+            raise EngineError(f"layer {index}: get_params_number() is {size}; a {n_in}->{n_out} layer has "
+                              f"{n_out * (n_in + 1)} with a bias, {n_out * n_in} without")
         probe = np.hstack([np.eye(n_in), np.zeros((n_in, 1))])  # unit inputs, then zero input
         ours = np.empty(size, dtype=int)
         for k in range(size):
             unit = np.zeros(size)
             unit[k] = 1
-            layer.set_weights(unit)
-            U = np.asarray(layer.forward(probe.copy()), dtype=float)
+            with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
+                layer.set_weights(unit)
+                U = np.asarray(layer.forward(probe.copy()), dtype=float)
             b = U[:, n_in]
             W = U[:, :n_in] - b[:, None]
-            if np.count_nonzero(b) == 1 and not W.any():
+            if bias and np.count_nonzero(b) == 1 and not W.any():
                 ours[k] = n_in * n_out + int(np.flatnonzero(b)[0])
             elif np.count_nonzero(W) == 1 and not b.any():
                 o, i = np.argwhere(W)[0]
@@ -223,65 +387,124 @@ class Lab:
                 raise EngineError(f"layer {index}: set_weights with unit vector {k} does not set one weight or bias")
         if sorted(ours) != list(range(size)):
             raise EngineError(f"layer {index}: two entries of the weight vector set the same weight")
-        return ours
+        return ours, bias
 
     def check_layers(self, widths, letters, layouts):
-        for k, (shape, letter) in enumerate(zip(zip(widths, widths[1:]), letters)):
-            if letter not in self.activations:
-                continue
-            n_in, n_out = shape
-            where = f"layer {k}"
-            theirs_layer = self.modules["layers"].FCLayer(shape, self.activations[letter](), use_bias=True)
-            ours_layer = ae.FCLayer(shape, from_letter(letter), use_bias=True)
-            w_ours, p_ours = self.rng.standard_normal((2, n_out * (n_in + 1))) * 0.7
-            Z, RZ = self.rng.standard_normal((2, n_in, 5))
-            D, RD = self.rng.standard_normal((2, n_out, 5))
-            perm = layouts[k]
-            if FAILED in (self.call(f"{where} set_weights", theirs_layer.set_weights, w_ours[perm]),
-                          self.call(f"{where} set_direction", theirs_layer.set_direction, p_ours[perm])):
-                continue
-            with mpmath.workdps(MP_DPS):
-                mp = numeric.to_mp
-                ours_layer.set_weights(mp(w_ours))
-                ours_layer.set_direction(mp(p_ours))
-                out = ours_layer.forward(mp(Z))
-                dZ, dW = ours_layer.backward(mp(D))
-                Rout = ours_layer.Rp_forward(mp(RZ))
-                RdZ, RdW = ours_layer.Rp_backward(mp(RD))
-            passes = [("forward", (Z,), [("outputs", out)]),
-                      ("backward", (D,), [("dL/dinputs", dZ), ("weights", dW)]),
-                      ("Rp_forward", (RZ,), [("R{outputs}", Rout)]),
-                      ("Rp_backward", (RD,), [("R{dL/dinputs}", RdZ), ("weights", RdW)])]
-            for name, args, expected in passes:
-                result = self.call(f"{where} {name}", getattr(theirs_layer, name), *[a.copy() for a in args])
-                if result is FAILED:
+        for k, (shape, letter, found) in enumerate(zip(zip(widths, widths[1:]), letters, layouts)):
+            if found is not None:
+                self.check_layer(k, shape, letter, *found)
+
+    def check_layer(self, k, shape, letter, perm, bias):
+        n_in, n_out = shape
+        where = f"layer {k}"
+        size = len(perm)
+        w_ours, p_ours = self.rng.standard_normal((2, size)) * 0.7
+        Z, RZ = self.rng.standard_normal((2, n_in, LAYER_COLUMNS))
+        D, RD = self.rng.standard_normal((2, n_out, LAYER_COLUMNS))
+        with mpmath.workdps(MP_DPS):
+            mp = numeric.to_mp
+            ours = ae.FCLayer(shape, from_letter(letter), use_bias=bias)
+            ours.set_weights(mp(w_ours))
+            ours.set_direction(mp(p_ours))
+            out = ours.forward(mp(Z))
+            dZ, dW = ours.backward(mp(D))
+            Rout = ours.Rp_forward(mp(RZ))
+            RdZ, RdW = ours.Rp_backward(mp(RD))
+            terms = self.formula_terms(ours, mp(Z), mp(RZ), mp(D), mp(RD), n_in * n_out)
+        # each pass on a fresh object that ran only what it needs: no state of another pass leaks in
+        prerequisites = {"forward": [], "backward": [("forward", Z)], "Rp_forward": [("forward", Z)],
+                         "Rp_backward": [("forward", Z), ("backward", D), ("Rp_forward", RZ)]}
+        expected = {"forward": [("outputs", out)], "backward": [("dL/dinputs", dZ), ("weights", dW)],
+                    "Rp_forward": [("R{outputs}", Rout)], "Rp_backward": [("R{dL/dinputs}", RdZ), ("weights", RdW)]}
+        arguments = {"forward": Z, "backward": D, "Rp_forward": RZ, "Rp_backward": RD}
+        for name in ("forward", "backward", "Rp_forward", "Rp_backward"):
+            layer = self.call(name, where, self.modules["layers"].FCLayer, shape, self.activations[letter](),
+                              True, layer=k)
+            if layer is FAILED or FAILED in (self.call(name, f"{where} set_weights", layer.set_weights,
+                                                       w_ours[perm], layer=k),
+                                             self.call(name, f"{where} set_direction", layer.set_direction,
+                                                       p_ours[perm], layer=k)):
+                return
+            ready, changed = True, []
+            for before, argument in prerequisites[name]:
+                state = _arrays_of(layer)
+                if self.call(name, f"{where} {before}", getattr(layer, before), argument.copy(), layer=k,
+                             record=False) is FAILED:
+                    self.records.append(records.cannot_run("engine", name, f"{before} raised first",
+                                                           self.context(name, f"{where} {name}", k)))
+                    ready = False
                     break
-                values = [result] if len(expected) == 1 else list(result)
-                for (label, exact), value in zip(expected, values):
-                    if label == "weights":  # the candidate's block, put in our layout, split into W and b
-                        block = np.empty(len(perm))
-                        block[perm] = np.asarray(value, dtype=float).ravel()
-                        d = "R{d" if name.startswith("Rp") else "d"
-                        close = "}" if name.startswith("Rp") else ""
-                        self.compare(f"{where} {name}", f"{d}W{close}", block[: n_in * n_out],
-                                     exact[: n_in * n_out], layer=k, pass_=name)
-                        self.compare(f"{where} {name}", f"{d}b{close}", block[n_in * n_out:],
-                                     exact[n_in * n_out:], layer=k, pass_=name)
-                    else:
-                        self.compare(f"{where} {name}", label, value, exact, layer=k, pass_=name)
+                if before == "Rp_forward":  # R-forward must leave what forward and backward stored
+                    changed = [a for a, v in state.items() if a in _arrays_of(layer)
+                               and not _same_array(_arrays_of(layer)[a], v)]
+            if not ready:
+                continue
+            result = self.call(name, f"{where} {name}", getattr(layer, name), arguments[name].copy(), layer=k)
+            if result is FAILED:
+                if changed:
+                    self.state_finding(k, where, changed)
+                continue
+            values = [result] if len(expected[name]) == 1 else list(result)
+            before = len(self.records)
+            for (label, exact), value in zip(expected[name], values):
+                self.compare_pass(name, where, k, label, value, exact, perm, n_in, n_out, terms)
+            if changed and any(r["verdict"] == "fail" for r in self.records[before:]):
+                self.state_finding(k, where, changed)
+
+    def state_finding(self, k, where, changed):
+        self.failure("Rp_forward", f"{where} Rp_forward", "state",
+                     f"Rp_forward changes the stored {', '.join(changed)} that Rp_backward reads", k)
+
+    def compare_pass(self, name, where, k, label, value, exact, perm, n_in, n_out, terms):
+        prefix, close = ("R{d", "}") if name.startswith("Rp") else ("d", "")
+        if label != "weights":
+            self.compare(name, f"{where} {name}", label, value, exact, k, hypotheses=terms.get(label, ()),
+                         n=LAYER_COLUMNS)
+            return
+        block = np.empty(len(perm))  # the candidate's block, put in our layout, split into W and b
+        flat = np.asarray(value, dtype=float).ravel()
+        if flat.size != len(perm):
+            self.failure(name, f"{where} {name}", "weights", f"{flat.size} entries, the layer has {len(perm)}", k)
+            return
+        block[perm] = flat
+        exact = numeric.to_float64(np.asarray(exact))
+        m = n_in * n_out
+        self.compare(name, f"{where} {name}", f"{prefix}W{close}", block[:m], exact[:m], k, matrix=(n_out, n_in),
+                     hypotheses=terms.get(f"{prefix}W{close}", ()), n=LAYER_COLUMNS)
+        if len(perm) > m:
+            self.compare(name, f"{where} {name}", f"{prefix}b{close}", block[m:], exact[m:], k, n=LAYER_COLUMNS)
+
+    @staticmethod
+    def formula_terms(ours, Z, RZ, D, RD, m):
+        """{part: [(sentence, the pass's formula with one term left out)]}: the missing-term hypotheses."""
+        U, RU = ours.get_preactivations()
+        g1, g2 = ours.afun.deriv(U), ours.afun.second_deriv(U)
+        W, PW = ours.W, ours.P_W
+        dU = D * g1
+        RdU = RD * g1 + D * g2 * RU
+        return {
+            "R{dW}": [("lacks the term dU (R z)^T of R{dW} = R{dU} z^T + dU (R z)^T", (RdU @ Z.T).ravel()),
+                      ("lacks the term R{dU} z^T of R{dW} = R{dU} z^T + dU (R z)^T", (dU @ RZ.T).ravel())],
+            "R{dL/dinputs}": [("lacks the term P_W^T dU of R{dL/dinputs} = W^T R{dU} + P_W^T dU", W.T @ RdU),
+                              ("lacks the term W^T R{dU} of R{dL/dinputs} = W^T R{dU} + P_W^T dU", PW.T @ dU)],
+            "R{outputs}": [("lacks the bias direction P_b in R{u} = P_W z + W R{z} + P_b", g1 * (PW @ Z + W @ RZ)),
+                           ("lacks the term P_W z of R{u} = P_W z + W R{z} + P_b",
+                            g1 * (W @ RZ + (ours.P_b if ours.use_bias else 0)))],
+        }
 
     def check_model(self, widths, letters, layouts):
+        biases = [bias for _, bias in layouts]
         layers = [self.modules["layers"].FCLayer(shape, self.activations[g](), use_bias=True)
                   for shape, g in zip(zip(widths, widths[1:]), letters)]
-        model = self.call("model", self.modules["autoencoder"].Autoencoder, layers)
+        model = self.call("model", "model", self.modules["autoencoder"].Autoencoder, layers)
         if model is FAILED:
             return
         setter = getattr(model, "set_weights", None) or getattr(getattr(model, "net", None), "set_weights", None)
         if setter is None:
-            self.failure("model", "set_weights", "neither the model nor model.net has set_weights")
+            self.failure("model", "model", "set_weights", "neither the model nor model.net has set_weights")
             return
-        offsets = np.cumsum([0] + [len(p) for p in layouts])
-        perm = np.concatenate([offset + p for offset, p in zip(offsets, layouts)])  # candidate entry -> ours
+        offsets = np.cumsum([0] + [len(p) for p, _ in layouts])
+        perm = np.concatenate([offset + p for offset, (p, _) in zip(offsets, layouts)])  # candidate entry -> ours
 
         def to_theirs(v):
             return np.asarray(v, dtype=float)[perm]
@@ -291,7 +514,8 @@ class Lab:
             out[perm] = np.asarray(v, dtype=float).ravel()
             return out
 
-        ours = ae.build(widths, letters)
+        ours = ae.Autoencoder([ae.FCLayer(shape, from_letter(g), use_bias=b)
+                               for shape, g, b in zip(zip(widths, widths[1:]), letters, biases)])
         w = ours.init_weights(self.seed) + 0.1 * self.rng.standard_normal(ours.params_number)
         p, q = self.rng.standard_normal((2, ours.params_number))
         X, X2 = self.rng.random((2, widths[0], 7))
@@ -304,58 +528,81 @@ class Lab:
                 for d_name, d in (("p", p), ("q", q)):
                     exact[data_name, "Hv", d_name] = ours.compute_hessvec(mp(d))
                     exact[data_name, "GNv", d_name] = ours.compute_gaussnewtonvec(mp(d))
-                exact[data_name, "activations"] = [ours.net.get_activations(k) for k in range(len(ours.layers))]
-        where = "model"
-        if self.call(f"{where} set_weights", setter, to_theirs(w)) is FAILED:
+                exact[data_name, "activations"] = [(ours.net.get_activations(k), layer.get_preactivations()[0])
+                                                   for k, layer in enumerate(ours.layers)]
+        if self.call("model", "model set_weights", setter, to_theirs(w)) is FAILED:
             return
-        result = self.call(f"{where} compute_loss", model.compute_loss, X.copy())
+        result = self.call("model", "model compute_loss", model.compute_loss, X.copy())
         if result is FAILED:
             return
-        self.compare(where, "loss", np.float64(result[0]), exact["X", "loss"])
-        self.compare(where, "gradient", to_ours(result[1]), exact["X", "gradient"])
-        # every call order the API allows (GNv first, before any Hv), each product against its own reference:
-        # state left by an earlier call (a GNv reusing the last Hv's R-forward pass, a Hessian state
-        # overwritten by GNv, a product at the data before the last compute_loss) shows
+        n = X.shape[1]
+        self.compare("model", "model", "loss", np.float64(result[0]), exact["X", "loss"], n=n)
+        self.compare("model", "model", "gradient", to_ours(result[1]), exact["X", "gradient"], n=n)
+        # every call order the API allows (GNv first, before any Hv), each product against its own
+        # reference: state left by an earlier call (a GNv reusing the last Hv's R-forward pass, a Hessian
+        # state overwritten by GNv, a product at the data before the last compute_loss) shows
         directions = {"p": p, "q": q}
         calls = [("GNv", "GNv", "p"), ("Hv", "Hv", "p"), ("Hv with another direction", "Hv", "q"),
                  ("GNv with a direction other than the last Hv's", "GNv", "p"), ("Hv after GNv", "Hv", "p")]
-        self.call_in_order(model, where, "X", calls, directions, exact, to_theirs, to_ours)
-        if self.call(f"{where} compute_loss", model.compute_loss, X2.copy()) is not FAILED:
-            self.call_in_order(model, where, "X2", [("Hv after compute_loss on other data", "Hv", "q"),
-                                                    ("GNv after compute_loss on other data", "GNv", "p")],
-                               directions, exact, to_theirs, to_ours)
-            self.check_activations_of(model, where, exact["X2", "activations"])
-        if self.call(f"{where} set_weights", setter, to_theirs(w)) is not FAILED:
-            self.verify_model(model, setter, X, where)
+        self.call_in_order(model, "X", calls, directions, exact, to_theirs, to_ours, n)
+        if self.call("model", "model compute_loss", model.compute_loss, X2.copy()) is not FAILED:
+            self.call_in_order(model, "X2", [("Hv after compute_loss on other data", "Hv", "q"),
+                                             ("GNv after compute_loss on other data", "GNv", "p")],
+                               directions, exact, to_theirs, to_ours, n)
+            self.check_activations_of(model, exact["X2", "activations"])
+        if self.call("model", "model set_weights", setter, to_theirs(w)) is not FAILED:
+            self.verify_model(model, setter, X)
 
-    def call_in_order(self, model, where, data, calls, directions, exact, to_theirs, to_ours):
+    def call_in_order(self, model, data, calls, directions, exact, to_theirs, to_ours, n):
+        last = {}
         for label, quantity, direction in calls:
             method = model.compute_gaussnewtonvec if quantity == "GNv" else model.compute_hessvec
-            value = self.call(f"{where} {method.__name__}", method, to_theirs(directions[direction]))
-            if value is not FAILED:
-                self.compare(where, label, to_ours(value), exact[data, quantity, direction])
+            value = self.call("model", f"model {method.__name__}", method, to_theirs(directions[direction]))
+            if value is FAILED:
+                continue
+            # the classic state bugs, as hypotheses: another direction's values, the other product
+            other = "q" if direction == "p" else "p"
+            hypotheses = [(f"equals the {quantity} of the direction of an earlier call", exact[data, quantity, other]),
+                          (f"equals the {'Hv' if quantity == 'GNv' else 'GNv'} of this direction",
+                           exact[data, "Hv" if quantity == "GNv" else "GNv", direction])]
+            if data == "X2":
+                hypotheses.append(("equals the value at the data of the previous compute_loss",
+                                   exact["X", quantity, direction]))
+            self.compare("model", "model", label, to_ours(value), exact[data, quantity, direction],
+                         hypotheses=hypotheses, n=n)
+            last[quantity] = direction
 
-    def check_activations_of(self, model, where, activations):
+    def check_activations_of(self, model, activations):
         """FFNet.get_activations(k) after the last forward pass: the outputs z of layer k."""
         net = getattr(model, "net", model)
         if not hasattr(net, "get_activations"):
-            self.failure(where, "get_activations", "neither the model nor model.net has get_activations")
+            self.failure("model", "model", "get_activations", "neither the model nor model.net has get_activations")
             return
-        for k, exact in enumerate(activations):
-            value = self.call(f"{where} get_activations", net.get_activations, k)
+        for k, (exact, preactivations) in enumerate(activations):
+            value = self.call("model", "model get_activations", net.get_activations, k)
             if value is not FAILED:
-                self.compare(where, f"get_activations({k})", np.asarray(value, dtype=float), exact)
+                self.compare("model", "model", f"get_activations({k})", np.asarray(value, dtype=float), exact,
+                             hypotheses=[("returns the pre-activations u, not the outputs z = g(u)", preactivations)])
 
-    def verify_model(self, model, setter, X, where):
+    def verify_model(self, model, setter, X):
         """checks.verify on the candidate's own loss, gradient and Hv, in its own layout."""
+        def quiet(fn):
+            def wrapped(*args):
+                with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
+                    return fn(*args)
+            return wrapped
+
+        @quiet
         def fun(v):
             setter(v)
             return model.compute_loss(X)[0]
 
+        @quiet
         def grad(v):
             setter(v)
             return model.compute_loss(X)[1]
 
+        @quiet
         def hvp(v, p):
             setter(v)
             model.compute_loss(X)
@@ -364,15 +611,15 @@ class Lab:
         getter = getattr(model, "get_weights", None) or getattr(model, "net", None).get_weights
         x = np.array(getter(), dtype=float)
         try:
-            result = verify(fun, x, grad=grad, hvp=hvp, seed=self.seed, name=where)
+            result = verify(fun, x, grad=grad, hvp=hvp, seed=self.seed, name="model")
         except VerifyError as error:
-            self.failure(where, "verify", str(error))
+            self.failure("verify", "model", "verify", str(error))
             return
         finally:
-            setter(x)
+            quiet(setter)(x)
         for record in result.records:
-            self.records.append({**record, "where": f"{where} ({record['check']})", "engine": self.name,
-                                 "net": self.net})
+            self.records.append({**record, "stage": "verify", "where": f"model ({record['check']})",
+                                 "layer": None, "engine": self.name, "net": self.net})
 
     def run(self):
         self.check_activations()
@@ -381,19 +628,60 @@ class Lab:
             self.net = "-".join(str(w) for w in widths) + " " + letters
             if any(g not in self.activations for g in letters):
                 self.records.append(records.cannot_run("engine", "model", "no linear activation to stand in",
-                                                       self.context(where=f"net {widths}")))
+                                                       self.context("model", f"net {widths}")))
                 continue
-            try:
-                layouts = [self.layout(k, shape) for k, shape in enumerate(zip(widths, widths[1:]))]
-            except EngineError as error:
-                self.failure(f"net {widths}", "weight layout", str(error))
-                continue
-            except Exception as error:
-                self.failure(f"net {widths}", "weight layout", f"probing raised {type(error).__name__}: {error}")
-                continue
+            layouts = []
+            for k, shape in enumerate(zip(widths, widths[1:])):
+                try:
+                    layouts.append(self.layout(k, shape))
+                except Exception as error:  # probing degrades: this layer is left out, the rest is examined
+                    reason = str(error) if isinstance(error, EngineError) else (
+                        f"probing raised {type(error).__name__}: {error}")
+                    self.failure("layout", f"layer {k}", "weight layout", reason, k)
+                    layouts.append(None)
             self.check_layers(widths, letters, layouts)
-            self.check_model(widths, letters, layouts)
+            if None in layouts:
+                self.records.append(records.cannot_run(
+                    "engine", "model", "the weight layout of a layer could not be probed",
+                    self.context("model", "model")))
+            else:
+                self.check_model(widths, letters, layouts)
+        self.accept_conventions()
         return self.records
+
+
+def _arrays_of(obj):
+    return {name: value for name, value in vars(obj).items() if isinstance(value, np.ndarray)}
+
+
+def _same_array(a, b):
+    return a.shape == b.shape and np.array_equal(a, b)
+
+
+def _explains(root, record):
+    """Whether a failure follows from an earlier one: an activation's under everything after it; a layer's
+    pass under the same layer's later passes and the model; the layout under everything of its net."""
+    if root["stage"] == record["stage"] == "model":  # the loss's backward state is every product's too
+        return root["quantity"] in ("loss", "gradient") and record["quantity"] not in ("loss", "gradient")
+    if STAGES.index(root["stage"]) >= STAGES.index(record["stage"]):
+        return False
+    if root["stage"] == "activation":
+        return True
+    if root["net"] != record["net"]:
+        return False
+    if record["stage"] in ("model", "verify") or root["stage"] == "layout":
+        return True
+    return root.get("layer") == record.get("layer")
+
+
+def _line(r):
+    net = f"[net {r['net']}] " if r.get("net") else ""
+    if r["quantity"] in ("raised", "not implemented"):
+        return f"{net}{r['where']}: {r['reason']}"
+    what = r.get("diagnosis") or r.get("reason") or f"off by {r['measured']:.1e} (target {r['threshold']:.0e})"
+    if r.get("diagnosis"):
+        what += f" (off by {r['measured']:.1e})"
+    return f"{net}{r['where']}: {r['quantity']} {what}"
 
 
 def engine_name(spec):
@@ -401,8 +689,13 @@ def engine_name(spec):
 
 
 def examine(spec, seed=0):
-    """(records, findings) of the whole lab on a candidate; EngineError if its API is incomplete."""
-    modules = load(spec)
-    lab = Lab(modules, engine_name(spec), seed)
+    """(records, findings, output) of the whole lab on a candidate; EngineError if its API is incomplete."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):  # prints at import time
+        modules = load(spec)
+    path = pathlib.Path(spec)
+    folder = path if path.is_dir() else pathlib.Path(modules["layers"].__file__).parent
+    lab = Lab(modules, engine_name(spec), seed, folder=folder)
+    lab.output.write(buffer.getvalue())
     lab.run()
-    return lab.records, lab.findings()
+    return lab.records, lab.findings(), lab.output.getvalue(), lab.summary()

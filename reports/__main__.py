@@ -14,8 +14,9 @@ import sys
 import time
 
 from checks import __main__ as checks_cli
+from checks import classroom
 from checks.candidate import engine_name
-from reports.build import ReportError, build, build_engine_report, typst_module
+from reports.build import ReportError, build, build_class_report, build_engine_report, typst_module
 from studies import __main__ as studies_cli
 from studies import bench, synthetic
 
@@ -27,7 +28,10 @@ def main(argv=None):
     parser.add_argument("--results", default="results")
     parser.add_argument("--out", default="reports/report.pdf")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--engine", default=None, help="examine another implementation of the course API")
+    parser.add_argument("--engine", default=None, nargs="+", metavar="PACKAGE_OR_FOLDER",
+                        help="examine another implementation of the course API (several, or a folder of "
+                             "submission folders: a whole class, one PDF with a page per submission)")
+    parser.add_argument("--time-limit", type=float, default=600, help="seconds per submission (a class)")
     args = parser.parse_args(argv)
     try:  # before any work: the PDF is the point of this command
         typst_module()
@@ -35,16 +39,22 @@ def main(argv=None):
         print(error, file=sys.stderr)
         return 2
     if args.engine:
-        records_dir = f"{args.results}/engine-{engine_name(args.engine)}"
-        status = checks_cli.main(["--engine", args.engine, "--out", records_dir])
-        if status == 2:
+        whole_class = classroom.submissions(args.engine) is not None
+        name = "class" if whole_class else engine_name(args.engine[0])
+        records_dir = f"{args.results}/{name if whole_class else 'engine-' + name}"
+        status = checks_cli.main(["--engine", *args.engine, "--out", records_dir,
+                                  "--time-limit", str(args.time_limit)])
+        if status == 2 and not whole_class:
             return 2
-        out = args.out if args.out != parser.get_default("out") else f"reports/engine-{engine_name(args.engine)}.pdf"
+        default = f"reports/{name}.pdf" if whole_class else f"reports/engine-{name}.pdf"
+        out = args.out if args.out != parser.get_default("out") else default
         try:
-            print(f"report: {build_engine_report(f'{records_dir}/records.json', out)}")
+            path = (build_class_report(f"{records_dir}/class-summary.json", out) if whole_class
+                    else build_engine_report(f"{records_dir}/records.json", out))
         except ReportError as error:
             print(error, file=sys.stderr)
             return 2
+        print(f"report: {path}")
         return status
     start = time.perf_counter()
 

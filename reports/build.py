@@ -527,13 +527,17 @@ def engine_section(saved):
            f"loss, gradient, Hv and GNv were compared with ae's engine at 50 digits (target: normwise "
            f"relative error at most 1e-12), and checks.verify ran on its loss, gradient and Hv. "
            + ", ".join(f"{n} {esc(v)}" for v, n in sorted(counts.items())) + ".\n\n"]
-    failed = [line for line in saved["findings"] if "cannot run" not in line]
+    failed = [line for line in saved["findings"] if not line.startswith(("cannot run", "note"))]
     if failed:
-        out.append("*Findings.*\n")
-        out += [f"- {esc(line)}\n" for line in failed]
+        out.append("*Findings*, root causes first; what follows from one is listed under it.\n")
+        out += [f"  - {esc(line.strip())}\n" if line.startswith("    ") else f"- {esc(line)}\n" for line in failed]
+    notes = [line for line in saved["findings"] if line.startswith("note")]
+    if notes:
+        out.append("\n*Notes* (not failures):\n")
+        out += [f"- {esc(line)}\n" for line in notes]
     else:
         out.append("*No check failed.*\n")
-    refused = [line for line in saved["findings"] if "cannot run" in line]
+    refused = [line for line in saved["findings"] if line.startswith("cannot run")]
     if refused:
         out.append("\n*Could not run* (the engine refused the number type or lacks a piece):\n")
         out += [f"- {esc(line)}\n" for line in refused]
@@ -546,6 +550,42 @@ def engine_section(saved):
     out.append("\n" + table(["net", "where", "quantity", "error", "verdict"], rows,
                              ["left", "left", "left", "right", "left"]))
     return "".join(out)
+
+
+def build_class_report(summary_path, out):
+    """One PDF for a class: the summary table, then a page per submission; returns its path."""
+    from checks.candidate import STAGES
+
+    saved, problem = read_json_object(summary_path)
+    if problem or "submissions" not in saved:
+        raise ReportError(f"cannot build the class report: {summary_path} "
+                          f"{problem or 'is not a summary of python -m checks --engine on several submissions'}")
+    typst = typst_module()
+    folder = pathlib.Path(summary_path).parent
+    rows = [[esc(s["submission"]), esc(s["status"][:40]), *[esc(s["stages"][k]) for k in STAGES],
+             str(len(s["root_causes"]))] for s in saved["submissions"]]
+    body = ["= A class examined\n",
+            "Each submission ran in a process of its own, with a time limit, a memory limit and a fresh working "
+            "directory. One row per submission, one column per stage of the examination (pass, fail, not "
+            "implemented, cannot run); a page per submission follows.\n\n",
+            table(["submission", "status", *STAGES, "root causes"], rows, ["left"] * (len(STAGES) + 2) + ["right"])]
+    for s in saved["submissions"]:
+        body.append("\n#pagebreak()\n")
+        records = folder / s["submission"] / "records.json"
+        found, problem = read_json_object(records) if records.exists() else (None, "is missing")
+        if found and "findings" in found:
+            body.append(engine_section(found))
+        else:
+            body.append(f"= {esc(s['submission'])}\n{esc(s['status'])}.\n")
+    work = folder / "report-build"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "report.typ").write_text('#set document(title: "ae-lab: a class examined")\n'
+                                     '#set page(paper: "a4", flipped: true, margin: 1.5cm, numbering: "1")\n'
+                                     '#set text(size: 9pt)\n' + "".join(body))
+    out = pathlib.Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    typst.compile(str(work / "report.typ"), output=str(out), root=str(work))
+    return out
 
 
 def typst_module():
