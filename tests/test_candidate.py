@@ -72,6 +72,7 @@ NET = "[net 6-4-2-4-6 tlts]"
     ("Rp_forward_overwrites_its_input",
      f"{NET} layer 0 Rp_forward: state Rp_forward changes the stored Z that Rp_backward reads"),
     ("relu_deriv_is_a_scalar", "activation ReluActivationFunction deriv: deriv off by"),
+    ("transposed_R_weight_derivative", f"{NET} layer 1 Rp_backward: R{{dW}} is the reference transposed"),
 ])
 def test_each_classic_bug_fails_naming_where(tmp_path, monkeypatch, capsys, bug, expected):
     code, saved = run(tmp_path, monkeypatch, bug)
