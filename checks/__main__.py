@@ -22,7 +22,7 @@ import mpmath
 import numpy as np
 
 from checks import candidate, plots, suite
-from checks.records import code_version, group_records, read_json, write_json
+from checks.records import code_version, group_records, output_folder_problem, read_json, write_json
 
 
 def summary_table(records):
@@ -50,6 +50,11 @@ def main(argv=None):
     parser.add_argument("--time-limit", type=float, default=600, help="seconds per submission (class mode)")
     parser.add_argument("--memory-limit", type=float, default=4, help="GiB per submission (class mode)")
     args = parser.parse_args(argv)
+    if args.out is not None:
+        problem = output_folder_problem(args.out)
+        if problem:
+            print(f"--out: cannot write to {args.out}: {problem}", file=sys.stderr)
+            return 2
     if args.engine:
         from checks import classroom
 
@@ -59,6 +64,10 @@ def main(argv=None):
         return classroom.main(submissions, args.out or "results/class", args.seed, args.time_limit,
                               args.memory_limit)
     out = args.out or ("results/checks-quick" if args.quick else "results/checks")
+    problem = output_folder_problem(out)
+    if problem:
+        print(f"--out: cannot write to {out}: {problem}", file=sys.stderr)
+        return 2
 
     if args.plots_only:
         for path in plots.all_figures(read_json(f"{out}/curves.json"), f"{out}/figures"):

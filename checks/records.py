@@ -10,6 +10,7 @@ import collections
 import json
 import math
 import pathlib
+import tempfile
 
 import numpy as np
 
@@ -66,6 +67,24 @@ def _plain(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None  # JSON has no NaN; a missing point is a null
     return value
+
+
+def output_folder_problem(folder):
+    """None if ``folder`` is (or can be made) a folder this process can write in, else why not.
+
+    Made if missing, so that a command can say so before any work starts.
+    """
+    folder = pathlib.Path(folder)
+    for parent in [folder, *folder.parents]:
+        if parent.exists() and not parent.is_dir():
+            return "it is a file" if parent == folder else f"{parent} is a file"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def write_json(obj, path):

@@ -10,12 +10,14 @@ checks --engine) and writes a PDF of the findings.
 """
 
 import argparse
+import pathlib
 import sys
 import time
 
 from checks import __main__ as checks_cli
 from checks import classroom
 from checks.candidate import engine_name
+from checks.records import output_folder_problem
 from reports.build import ReportError, build, build_class_report, build_engine_report, typst_module
 from studies import __main__ as studies_cli
 from studies import bench, synthetic
@@ -38,6 +40,11 @@ def main(argv=None):
     except ReportError as error:
         print(error, file=sys.stderr)
         return 2
+    for flag, folder in (("--results", args.results), ("--out", str(pathlib.Path(args.out).parent))):
+        problem = output_folder_problem(folder)
+        if problem:
+            print(f"{flag}: cannot write to {folder}: {problem}", file=sys.stderr)
+            return 2
     if args.engine:
         whole_class = classroom.submissions(args.engine) is not None
         name = "class" if whole_class else engine_name(args.engine[0])

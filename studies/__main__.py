@@ -10,10 +10,12 @@ data or arguments, 130 interrupted.
 """
 
 import argparse
+import errno
 import os
 import signal
 import sys
 
+from checks.records import output_folder_problem
 from studies import data as study_data
 from studies import plots
 from studies.fetch import MIRROR, FetchError, fetch
@@ -72,21 +74,33 @@ def connect(address, timeout=None):
         raise StudyError(f"cannot reach a Dask scheduler at {address} within {timeout} s ({error})") from None
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+MAX_WORKERS = 64  # a pool larger than this is a typo, not a machine; each worker loads the data
+
+
+def whole_number(low, high=None):
+    """An argparse type: an int in [low, high]."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be at least {low}" + (f" and at most {high}" if high else "")
+                                             + f", got {value}")
+        return value
+    return parse
+
+
+positive_int = whole_number(1)
 
 
 def _stop_on_sigterm():
-    """SIGTERM stops the study as Ctrl-C does (workers stopped, finished runs kept)."""
+    """SIGTERM, and SIGHUP (the terminal closed), stop the study as Ctrl-C does (workers stopped,
+    finished runs kept)."""
     def handler(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
 
 
 def fetch_main(argv):
@@ -95,6 +109,10 @@ def fetch_main(argv):
     parser.add_argument("--mirror", default=os.environ.get("AE_MNIST_MIRROR", MIRROR),
                         help="base URL of the four .gz files (default $AE_MNIST_MIRROR, else %(default)s)")
     args = parser.parse_args(argv)
+    problem = output_folder_problem(args.data_dir)
+    if problem:
+        print(f"--data-dir: cannot write to {args.data_dir}: {problem}", file=sys.stderr)
+        return 2
     try:
         fetch(args.data_dir, base_url=args.mirror)
     except FetchError as error:
@@ -119,14 +137,20 @@ def main(argv=None):
                         help="validation digits: of the official training set with --data-dir (default "
                              "5000), of the embedded digits otherwise (default 1000)")
     workers = parser.add_mutually_exclusive_group()
-    workers.add_argument("--workers", type=positive_int, default=2, help="parallel runs on this machine (default 2)")
+    workers.add_argument("--workers", type=whole_number(1, MAX_WORKERS), default=2,
+                         help=f"parallel runs on this machine, 1 to {MAX_WORKERS} (default 2; a pool never "
+                              "starts more workers than there are runs waiting)")
     workers.add_argument("--scheduler", default=None,
                          help="address of a running Dask scheduler (tcp://HOST:8786) to send the runs to")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=whole_number(0), default=0, help="a whole number >= 0 (default 0)")
     parser.add_argument("--out", default=None, help="results folder (default results/study[-quick])")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     out = args.out or ("results/study-quick" if args.quick else "results/study")
+    problem = output_folder_problem(out)
+    if problem:
+        print(f"--out: cannot write to {out}: {problem}", file=sys.stderr)
+        return 2
     data_args = (args.data_dir, args.train_subset, args.seed, args.validation_size)
 
     def progress(message):
@@ -160,6 +184,13 @@ def main(argv=None):
         print(f"\ninterrupted: {saved} finished runs of this study are saved in {out}; "
               f"run the same command again to resume", file=sys.stderr)
         return INTERRUPTED
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        saved = saved_runs(out, dataset.fingerprint()) if dataset is not None else 0
+        print(f"no space left on {out}: {saved} finished runs are saved; free space and run the same "
+              "command to resume", file=sys.stderr)
+        return 1
     finally:
         if client is not None:
             client.close()

@@ -207,7 +207,10 @@ def test_every_optimizer_keeps_the_number_type_it_was_given(method, dtype):
         w = model.get_weights()
     assert w.dtype == np.dtype(dtype)
     if dtype == "object":
-        assert all(isinstance(v, mpmath.mpf) and v.context.prec >= 53 for v in w)
+        assert all(isinstance(v, mpmath.mpf) for v in w)
+        # the values themselves carry more than float64's 53 bits (mpf = man 2^exp): trained at 30 digits
+        bits = [int(v._mpf_[1]).bit_length() for v in w if v != 0]
+        assert max(bits) > 53 and np.median(bits) > 53
     assert not np.array_equal(numeric.to_float64(w), numeric.to_float64(w0))  # it trained
     assert history["train_loss"][-1] < history["initial"]["train_loss"]
 

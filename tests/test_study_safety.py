@@ -299,13 +299,13 @@ def wait_for_empty_group(pgid, seconds=20):
 
 
 @posix_only
-@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_stops_the_study_and_its_workers(tmp_path, mnist, how):
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm", "sighup"])
+def test_ctrl_c_sigterm_or_sighup_stops_the_study_and_its_workers(tmp_path, mnist, how):
     process = start_slow_study(tmp_path, mnist)
     if how == "ctrl-c":  # the terminal sends SIGINT to the whole foreground group
         os.killpg(process.pid, signal.SIGINT)
-    else:
-        os.kill(process.pid, signal.SIGTERM)
+    else:  # SIGHUP: the terminal closed
+        os.kill(process.pid, signal.SIGTERM if how == "sigterm" else signal.SIGHUP)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130, err
     assert "interrupted: 0 finished runs of this study are saved in" in err and "run the same command" in err
@@ -383,3 +383,94 @@ def test_two_processes_saving_the_same_record_never_collide(tmp_path):
     arrays = runner.load_arrays(tmp_path, "samekey")
     assert record["writer"] in (1, 2) and arrays["a"].shape == (100,)
     assert not list((tmp_path / "runs").glob("*.tmp"))
+
+
+# --- the filesystem and the flags ------------------------------------------------------------
+
+def mounted_tmpfs(path, options):
+    """A small tmpfs at ``path`` (root and a kernel that lets us mount), or a skip saying why not."""
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
+                           text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}): needs root")
+    return path
+
+
+def unmount(path):
+    subprocess.run(["umount", str(path)], check=False)
+
+
+COMMANDS = {  # each command's output flag, with what it needs besides
+    "studies": (["studies", "--quick", "--out"], "--out"),
+    "checks": (["checks", "--quick", "--out"], "--out"),
+    "reports": (["reports", "--from-records", "--results"], "--results"),
+    "fetch": (["studies", "fetch", "--data-dir"], "--data-dir"),
+}
+
+
+def run_command(args, cwd):
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("place", ["a file", "under a file", "read-only"])
+def test_an_unusable_output_path_is_one_line_and_exit_2_before_any_work(tmp_path, command, place):
+    args, flag = COMMANDS[command]
+    (tmp_path / "afile").write_text("x")
+    if place == "read-only":
+        target = mounted_tmpfs(tmp_path / "ro", "ro,size=64k") / "out"
+    else:
+        target = tmp_path / "afile" if place == "a file" else tmp_path / "afile" / "out"
+    try:
+        done = run_command([*args, str(target)], tmp_path)
+    finally:
+        if place == "read-only":
+            unmount(tmp_path / "ro")
+    reason = {"a file": "it is a file", "under a file": f"{tmp_path / 'afile'} is a file",
+              "read-only": "Read-only file system"}[place]
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"{flag}: cannot write to {target}: {reason}"
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--seed", "-1"], "argument --seed: must be at least 0, got -1"),
+    (["--workers", "1000000"], "argument --workers: must be at least 1 and at most 64, got 1000000"),
+    (["--workers", "0"], "argument --workers: must be at least 1 and at most 64, got 0"),
+])
+def test_bad_flags_are_refused_by_argparse_in_one_line(tmp_path, flags, says):
+    done = run_command(["studies", "--quick", "--out", str(tmp_path / "out"), *flags], tmp_path)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].endswith(says)
+    assert "Traceback" not in done.stderr
+
+
+FULL_DISK_STUDY = """
+import sys
+from studies import runner, __main__ as cli
+if __name__ == "__main__":
+    runner.MODES["quick"] = {"architectures": ["linear 784-2-784"], "epochs": 1, "steps": slice(1, 3),
+                             "minibatches": [20], "hf_minibatches": [40], "seeds": 2, "max_extensions": 0}
+    sys.exit(cli.main(["--quick", "--data-dir", sys.argv[1], "--validation-size", "20", "--out", sys.argv[2],
+                       "--workers", "1"]))
+"""
+
+
+def test_a_full_disk_is_one_line_exit_1_and_nothing_half_written(tmp_path, mnist):
+    out = mounted_tmpfs(tmp_path / "small", "size=120k")
+    script = tmp_path / "study.py"
+    script.write_text(textwrap.dedent(FULL_DISK_STUDY))
+    try:
+        done = subprocess.run([sys.executable, str(script), str(mnist), str(out)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        runs = list(out.glob("runs/*.json"))
+        for run in runs:  # every record that is there is whole
+            json.loads(run.read_text())
+        leftovers = [p.name for p in out.rglob("*") if p.is_file() and ".tmp" in p.name]
+    finally:
+        unmount(out)
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (f"no space left on {out}: {len(runs)} finished runs are saved; free space and run the same "
+                    "command to resume")
+    assert "Traceback" not in done.stderr and not leftovers
