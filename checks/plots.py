@@ -3,6 +3,7 @@
 Each figure is saved as PNG (screen) and PDF (vector, for the report).
 """
 
+import os
 import pathlib
 
 import matplotlib
@@ -34,8 +35,11 @@ def save_figure(fig, folder, name):
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=130, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    for path, options in zip(paths, ({"dpi": 130}, {})):
+        # a temporary name, then a rename: a reader (the report) sees the old file or the new, never half
+        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
+        fig.savefig(tmp, format=path.suffix[1:], bbox_inches="tight", **options)
+        os.replace(tmp, path)
     plt.close(fig)
     return paths
 

@@ -9,6 +9,7 @@ reason (a check that cannot run never reports a misleading number).
 import collections
 import json
 import math
+import os
 import pathlib
 import tempfile
 
@@ -88,9 +89,18 @@ def output_folder_problem(folder):
 
 
 def write_json(obj, path):
+    """Written whole or not at all: a temporary name in the same folder, then a rename."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_plain(obj), indent=1, allow_nan=False))
+    text = json.dumps(_plain(obj), indent=1, allow_nan=False)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -7,9 +7,12 @@ ae.bench``; nothing is recomputed or retyped here.  A missing or stale record
 command that makes it; a stale benchmark record is left out instead.
 """
 
+import contextlib
+import fcntl
 import json
 import pathlib
 import shutil
+import sys
 
 from checks import records as check_records
 from checks.records import group_records
@@ -617,10 +620,41 @@ def build_engine_report(records_path, out):
     return out
 
 
+@contextlib.contextmanager
+def reading(folder, say=lambda message: print(message, file=sys.stderr, flush=True)):
+    """Hold a study's folder for reading (flock LOCK_SH on its .lock, the file a study holds exclusively
+    while it writes): a report is built from one consistent set of files, never from a half-written
+    study; if a study holds the folder, say so and wait for it."""
+    lock = pathlib.Path(folder) / ".lock"
+    if not lock.exists():
+        yield
+        return
+    with open(lock) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = handle.read().strip() or "another process"
+            say(f"waiting for the study in {folder} ({holder}) to finish")
+            fcntl.flock(handle, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build(results="results", out="reports/report.pdf", full=False):
     """Write the PDF from the records; returns its path (ReportError if records are missing or stale)."""
     typst = typst_module()
+    with reading(record_paths(results, full)["study"].parent):
+        work = _gather(results, full)
+    out = pathlib.Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    typst.compile(str(work / "report.typ"), output=str(out), root=str(work))
+    return out
 
+
+def _gather(results, full):
+    """The report's sources, copied into RESULTS/report-build: records read and figures copied at once."""
     records, paths = load_records(results, full)
     records["bench"] = load_benchmark(results)
     work = pathlib.Path(results) / "report-build"
@@ -635,7 +669,4 @@ def build(results="results", out="reports/report.pdf", full=False):
                               f"`{commands(full)[name]}`")
         shutil.copytree(source, work / "figures" / name, ignore=shutil.ignore_patterns("*.png"))
     (work / "report.typ").write_text(render(records, paths, full))
-    out = pathlib.Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    typst.compile(str(work / "report.typ"), output=str(out), root=str(work))
-    return out
+    return work

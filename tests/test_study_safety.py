@@ -474,3 +474,33 @@ def test_a_full_disk_is_one_line_exit_1_and_nothing_half_written(tmp_path, mnist
     assert last == (f"no space left on {out}: {len(runs)} finished runs are saved; free space and run the same "
                     "command to resume")
     assert "Traceback" not in done.stderr and not leftovers
+
+
+def test_a_report_waits_for_the_study_that_holds_its_folder_and_says_so(tmp_path):
+    """A study holds its folder exclusively while it writes; the report reads it under a shared lock."""
+    import threading
+
+    out = tmp_path / "study-quick"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    said, done = [], threading.Event()
+
+    def read():
+        with report_build.reading(out, said.append):
+            done.set()
+
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(1.0)
+        assert not done.is_set()  # it waits while the study writes
+        assert said == [f"waiting for the study in {out} (process {holder.pid} on {os.uname().nodename} since "
+                        + said[0].rsplit(" since ", 1)[1]]
+    finally:
+        holder.kill()
+        holder.communicate()
+    reader.join(10)
+    assert done.is_set()  # and reads once the study is gone
+    with runner.folder_lock(out):  # a reader holds nothing afterwards
+        pass
