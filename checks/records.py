@@ -71,17 +71,17 @@ def _plain(value):
 
 
 def output_folder_problem(folder):
-    """None if ``folder`` is (or can be made) a folder this process can write in, else why not.
+    """None if ``folder`` is, or can be made, a folder this process can write in; else why not.
 
-    Made if missing, so that a command can say so before any work starts.
+    Nothing is left behind: the test writes a temporary file in the folder, or in its nearest
+    existing parent when the folder is still to be made.
     """
-    folder = pathlib.Path(folder)
-    for parent in [folder, *folder.parents]:
-        if parent.exists() and not parent.is_dir():
-            return "it is a file" if parent == folder else f"{parent} is a file"
+    folder = pathlib.Path(folder).absolute()
+    existing = next(p for p in [folder, *folder.parents] if p.exists())
+    if not existing.is_dir():
+        return "it is a file" if existing == folder else f"{existing} is a file"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
         return error.strerror or str(error)

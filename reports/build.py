@@ -17,7 +17,7 @@ import sys
 from checks import records as check_records
 from checks.records import group_records
 from studies import bench as engine_bench
-from studies import runner
+from studies import protocol, store
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -46,8 +46,8 @@ def commands(full=False):
 def load_records(results, full=False):
     """{name: record}, or ReportError naming every missing or stale one."""
     paths, make = record_paths(results, full), commands(full)
-    expected = {"checks": check_records.code_version(), "study": runner.code_version(),
-                "synthetic": runner.code_version()}
+    expected = {"checks": check_records.code_version(), "study": store.code_version(),
+                "synthetic": store.code_version()}
     loaded, problems = {}, []
     for name, path in paths.items():
         if not path.exists():
@@ -328,7 +328,7 @@ def study_section(study, fig):
             status = ("winner" if opt == result["winner"] else
                       "tie" if result["winner"] is None and opt in result["tied"] else "")
             step = num(c["step_size"]) if opt != "hf" else esc(", ".join(
-                f"{HF_SHORT[k]} {v}" for k, v in c["hf"].items() if runner.HF_DEFAULT[k] != v) or "-")
+                f"{HF_SHORT[k]} {v}" for k, v in c["hf"].items() if protocol.HF_DEFAULT[k] != v) or "-")
             rows.append([esc(arch), f"{mark}{esc(opt)}{mark}", step, str(c["minibatch_size"]),
                          fixed(median) if median is not None else "diverged",
                          f"{fixed(tuned['min_test_loss'])} - {fixed(tuned['max_test_loss'])}"

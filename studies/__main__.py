@@ -19,7 +19,9 @@ from checks.records import output_folder_problem
 from studies import data as study_data
 from studies import plots
 from studies.fetch import MIRROR, FetchError, fetch
-from studies.runner import HF_DEFAULT, StudyError, _dataset, folder_lock, run_study, saved_runs
+from studies.protocol import HF_DEFAULT
+from studies.runner import run_study
+from studies.store import StudyError, folder_lock, saved_runs
 
 INTERRUPTED = 130  # the shell's code for a command ended by Ctrl-C
 SCHEDULER_TIMEOUT = 10  # seconds to wait for a Dask scheduler before saying it is not there
@@ -151,7 +153,7 @@ def main(argv=None):
     if problem:
         print(f"--out: cannot write to {out}: {problem}", file=sys.stderr)
         return 2
-    data_args = (args.data_dir, args.train_subset, args.seed, args.validation_size)
+    data = study_data.DataSpec(args.data_dir, args.train_subset, args.seed, args.validation_size)
 
     def progress(message):
         print(message, file=sys.stderr, flush=True)
@@ -160,7 +162,7 @@ def main(argv=None):
     dataset = client = None
     try:
         try:
-            dataset = _dataset(*data_args)
+            dataset = study_data.load_spec(data)
         except study_data.DataError as error:
             print(f"data: {error}", file=sys.stderr)
             return 2
@@ -173,7 +175,7 @@ def main(argv=None):
         progress(f"study ({mode}) on {dataset.describe()['name']}, results in {out}"
                  + (f", runs on the Dask cluster at {args.scheduler}" if client else ""))
         with folder_lock(out):
-            summary = run_study(out, mode=mode, data_args=data_args, seed=args.seed, workers=args.workers,
+            summary = run_study(out, mode=mode, data=data, seed=args.seed, workers=args.workers,
                                 executor=client.get_executor() if client else None, progress=progress)
             figures = plots.all_figures(summary, out, dataset, f"{out}/figures")
     except StudyError as error:

@@ -29,6 +29,7 @@ import os
 import pathlib
 import struct
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -197,6 +198,23 @@ def load_idx_folder(folder, train_subset=None, seed=0, n_validation=5000):
     return Dataset(train_images, train_labels, images[:, validation], labels[validation], test_images, test_labels,
                    name=f"MNIST IDX from {folder} ({train_images.shape[1]} train / {n_validation} validation of "
                         f"the official training digits / {test_images.shape[1]} official test)")
+
+
+class DataSpec(NamedTuple):
+    """Which digits a study uses, as its command line says (``load`` turns it into a Dataset)."""
+
+    data_dir: str | None = None  # IDX files; None: $AE_MNIST_DIR, else the embedded digits
+    train_subset: int | None = None  # a seeded subset of the training digits
+    seed: int = 0  # the shuffle of the split and of the subset
+    validation_size: int | None = None  # see ``load``'s n_validation
+
+
+@functools.lru_cache(maxsize=2)
+def load_spec(spec):
+    """The Dataset of a DataSpec (or a tuple of its fields, in order), kept for the next run in this
+    process (a worker runs many)."""
+    spec = DataSpec(*spec)
+    return load(spec.data_dir, train_subset=spec.train_subset, seed=spec.seed, n_validation=spec.validation_size)
 
 
 def load(data_dir=None, train_subset=None, seed=0, n_validation=None):

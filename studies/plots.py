@@ -11,7 +11,8 @@ import numpy as np  # noqa: E402
 
 from checks.plots import save_figure  # noqa: E402
 from studies import pca  # noqa: E402
-from studies.runner import HF_DEFAULT, OPTIMIZERS, load_arrays  # noqa: E402
+from studies.protocol import HF_DEFAULT, OPTIMIZERS  # noqa: E402
+from studies.store import load_arrays  # noqa: E402
 
 COLORS = dict(zip(OPTIMIZERS, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]))
 

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 import ae
-from studies.runner import code_version
+from studies.store import code_version
 
 
 def manifold_data(n=1000, dim=10, seed=0):

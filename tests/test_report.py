@@ -10,7 +10,7 @@ from checks import __main__ as checks_cli
 from checks.records import group_records
 from reports.build import ReportError, build, num
 from studies import __main__ as studies_cli
-from studies import runner, synthetic
+from studies import protocol, synthetic
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +21,13 @@ def results(tmp_path_factory):
     data_dir.mkdir()
     write_idx_folder(data_dir)
     assert checks_cli.main(["--quick", "--out", str(root / "checks-quick")]) == 0
-    original = runner.MODES["quick"]
-    runner.MODES["quick"] = TINY
+    original = protocol.MODES["quick"]
+    protocol.MODES["quick"] = TINY
     try:
         assert studies_cli.main(["--quick", "--data-dir", str(data_dir), "--validation-size", "20", "--workers", "1",
                                  "--out", str(root / "study-quick")]) == 0
     finally:
-        runner.MODES["quick"] = original
+        protocol.MODES["quick"] = original
     synthetic.main(["--out", str(root / "synthetic.json"), "--epochs", "2", "--hf-iterations", "2"])
     return root
 

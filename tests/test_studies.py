@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from studies import data as study_data
-from studies import runner
+from studies import executors, protocol, runner, store
 from studies.__main__ import summary_table
 from studies.fetch import FetchError, fetch
 
@@ -229,18 +229,18 @@ def test_study_runs_tunes_resumes_and_never_confuses_configs(tmp_path, monkeypat
     data_dir = tmp_path / "mnist"
     data_dir.mkdir()
     write_idx_folder(data_dir)
-    monkeypatch.setitem(runner.MODES, "tiny", TINY)
+    monkeypatch.setitem(protocol.MODES, "tiny", TINY)
     messages = []
     out = tmp_path / "study"
-    summary = runner.run_study(out, mode="tiny", data_args=(str(data_dir), None, 0, 20), workers=1,
+    summary = runner.run_study(out, mode="tiny", data=study_data.DataSpec(str(data_dir), None, 0, 20), workers=1,
                                progress=messages.append)
     n_runs = len(list((out / "runs").glob("*.json")))
     # per architecture: stage 1, 2 steps x 4 optimizers + HF; stage 2, one more minibatch each and
     # HF's three options; stage 3, one more seed for each of the 5 tuned configs
-    assert n_runs == 2 * (2 * 4 + 1 + 4 + len(runner.HF_GRID) + 5)
+    assert n_runs == 2 * (2 * 4 + 1 + 4 + len(protocol.HF_GRID) + 5)
     for arch in TINY["architectures"]:
         result = summary["architectures"][arch]
-        assert result["best"] in runner.OPTIMIZERS
+        assert result["best"] in protocol.OPTIMIZERS
         assert result["tuned"][result["best"]]["median_test_loss"] is not None
     assert summary["pca2"]["test_loss"] > 0 and "tuning_rule" in summary
     assert summary["timing"]["computed"] == summary["timing"]["runs"] == n_runs
@@ -248,46 +248,47 @@ def test_study_runs_tunes_resumes_and_never_confuses_configs(tmp_path, monkeypat
     assert "winner" in summary_table(summary) or "tie between" in summary_table(summary)
 
     messages.clear()
-    again = runner.run_study(out, mode="tiny", data_args=(str(data_dir), None, 0, 20), workers=1,
+    again = runner.run_study(out, mode="tiny", data=study_data.DataSpec(str(data_dir), None, 0, 20), workers=1,
                              progress=messages.append)
     assert again["timing"]["computed"] == 0  # a resumed study says it computed nothing
     assert any("reusing 18 finished runs" in m for m in messages)
     assert not any(m.startswith("[") for m in messages)  # nothing was run again
 
-    monkeypatch.setitem(runner.MODES, "tiny", {**TINY, "epochs": 3})
-    runner.run_study(out, mode="tiny", data_args=(str(data_dir), None, 0, 20), workers=1, progress=messages.append)
+    monkeypatch.setitem(protocol.MODES, "tiny", {**TINY, "epochs": 3})
+    runner.run_study(out, mode="tiny", data=study_data.DataSpec(str(data_dir), None, 0, 20), workers=1,
+                     progress=messages.append)
     assert len(list((out / "runs").glob("*.json"))) == 2 * n_runs  # new records, old ones untouched
 
 
 def test_a_record_of_another_config_or_other_data_is_not_loaded(tmp_path):
-    config = runner.make_config("linear 784-2-784", "adam", 0.01, 10, 2, 0)
-    version, data_id = runner.code_version(), "0123456789abcdef"
+    config = protocol.make_config("linear 784-2-784", "adam", 0.01, 10, 2, 0)
+    version, data_id = store.code_version(), "0123456789abcdef"
     runs = tmp_path / "runs"
     runs.mkdir()
-    path = runs / f"{runner.run_key(config, data_id, version)}.json"
+    path = runs / f"{store.run_key(config, data_id, version)}.json"
     good = {"config": config, "code_version": version, "data": {"fingerprint": data_id}}
     path.write_text(json.dumps(good))
-    assert runner.load_record(tmp_path, config, data_id, version) == good
+    assert store.load_record(tmp_path, config, data_id, version) == good
     path.write_text(json.dumps({**good, "config": {**config, "epochs": 99}}))
-    assert runner.load_record(tmp_path, config, data_id, version) is None
+    assert store.load_record(tmp_path, config, data_id, version) is None
     path.write_text(json.dumps({**good, "data": {"fingerprint": "another dataset"}}))
-    assert runner.load_record(tmp_path, config, data_id, version) is None
+    assert store.load_record(tmp_path, config, data_id, version) is None
     path.write_text("{half a record")
-    assert runner.load_record(tmp_path, config, data_id, version) is None
+    assert store.load_record(tmp_path, config, data_id, version) is None
     path.write_bytes(b"\xff\xfe not utf-8")
-    assert runner.load_record(tmp_path, config, data_id, version) is None
-    assert runner.run_key(config, data_id, version) != runner.run_key(config, "other", version)
+    assert store.load_record(tmp_path, config, data_id, version) is None
+    assert store.run_key(config, data_id, version) != store.run_key(config, "other", version)
 
 
 def test_runs_are_reproducible_and_a_process_pool_gives_the_same_records(tmp_path):
     data_dir = tmp_path / "mnist"
     data_dir.mkdir()
     write_idx_folder(data_dir)
-    config = runner.make_config("linear 784-2-784", "adam", 0.01, 10, 2, 0)
-    args = (str(data_dir), None, 0, 20)
+    config = protocol.make_config("linear 784-2-784", "adam", 0.01, 10, 2, 0)
+    args = study_data.DataSpec(str(data_dir), None, 0, 20)
     inline, _ = runner.run_one(config, args)
     before = {name: os.environ.get(name) for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
-    pool = runner.make_executor(2)
+    pool = executors.make_executor(2)
     try:
         pooled, _ = pool.submit(runner.run_one, config, args).result()
     finally:

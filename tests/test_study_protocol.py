@@ -8,12 +8,13 @@ import pytest
 from test_studies import TINY, without_timing, write_idx_folder
 
 from studies import __main__ as studies_cli
-from studies import runner
+from studies import data as study_data
+from studies import protocol, runner, store, summary
 
 
 def run_tiny(out, data_dir, monkeypatch, **spec):
-    monkeypatch.setitem(runner.MODES, "tiny", {**TINY, **spec})
-    return runner.run_study(out, mode="tiny", data_args=(str(data_dir), None, 0, 20), workers=1,
+    monkeypatch.setitem(protocol.MODES, "tiny", {**TINY, **spec})
+    return runner.run_study(out, mode="tiny", data=study_data.DataSpec(str(data_dir), None, 0, 20), workers=1,
                             progress=lambda m: None)
 
 
@@ -28,7 +29,7 @@ def test_the_test_set_chooses_nothing(tmp_path, monkeypatch):
         (b / name).write_bytes((a / name).read_bytes())
     first, second = run_tiny(tmp_path / "s1", a, monkeypatch), run_tiny(tmp_path / "s2", b, monkeypatch)
     for arch in TINY["architectures"]:
-        for opt in runner.OPTIMIZERS:
+        for opt in protocol.OPTIMIZERS:
             one, two = first["architectures"][arch]["tuned"][opt], second["architectures"][arch]["tuned"][opt]
             assert one["config"] == two["config"]
             assert one["grid"] == [{**g, "key": h["key"]} for g, h in zip(two["grid"], one["grid"])]
@@ -38,8 +39,8 @@ def test_the_test_set_chooses_nothing(tmp_path, monkeypatch):
 
 
 def test_the_next_step_of_the_log_grid():
-    assert [runner.beyond(x, 1) for x in (0.001, 0.003, 0.01, 0.03, 0.3)] == [0.003, 0.01, 0.03, 0.1, 1.0]
-    assert [runner.beyond(x, -1) for x in (0.001, 0.003, 0.01, 0.03)] == [0.0003, 0.001, 0.003, 0.01]
+    assert [protocol.beyond(x, 1) for x in (0.001, 0.003, 0.01, 0.03, 0.3)] == [0.003, 0.01, 0.03, 0.1, 1.0]
+    assert [protocol.beyond(x, -1) for x in (0.001, 0.003, 0.01, 0.03)] == [0.0003, 0.001, 0.003, 0.01]
 
 
 def test_a_grid_grows_past_an_edge_that_holds_the_best_step(tmp_path, monkeypatch):
@@ -76,7 +77,7 @@ def test_the_tuned_configs_are_rerun_with_more_seeds(tmp_path, monkeypatch):
     for result in summary["architectures"].values():
         for tuned in result["tuned"].values():
             assert tuned["seeds"] == [0, 1, 2] and len(set(tuned["seed_keys"])) == 3
-            runs = [runner.read_record(tmp_path / "s" / "runs" / f"{k}.json") for k in tuned["seed_keys"]]
+            runs = [store.read_record(tmp_path / "s" / "runs" / f"{k}.json") for k in tuned["seed_keys"]]
             assert [{**r["config"], "seed": 0} for r in runs] == [tuned["config"]] * 3
             assert len({r["history"]["initial"]["train_loss"] for r in runs}) == 3  # other initial weights
             finished = sorted(r["final_test_loss"] for r in runs if not r["diverged"])
@@ -91,15 +92,15 @@ def tuned(median, low, high):
 
 def test_a_winner_only_beyond_the_seed_spreads_otherwise_a_named_tie():
     clear = {"adam": tuned(10.0, 9.9, 10.1), "sgd": tuned(11.0, 10.8, 11.3), "hf": tuned(12, 11.5, 12.5)}
-    ranked, tied, winner, margin = runner._ranking(clear)
+    ranked, tied, winner, margin = summary._ranking(clear)
     assert (ranked[0], tied, winner) == ("adam", ["adam"], "adam") and margin == pytest.approx(1.0)
     close = {"adam": tuned(10.0, 9.0, 11.0), "sgd": tuned(10.5, 10.4, 10.6), "hf": tuned(12.5, 12.4, 12.6)}
-    ranked, tied, winner, _ = runner._ranking(close)
+    ranked, tied, winner, _ = summary._ranking(close)
     assert winner is None and tied == ["adam", "sgd"]  # hf: 2.5 exceeds both spreads, not in the tie
     wide_runner_up = {"adam": tuned(10.0, 9.95, 10.05), "sgd": tuned(10.5, 9.0, 12.0)}
-    assert runner._ranking(wide_runner_up)[2] is None  # the runner-up's own spread covers the margin
+    assert summary._ranking(wide_runner_up)[2] is None  # the runner-up's own spread covers the margin
     diverged = {"adam": tuned(10.0, 9.9, 10.1), "sgd": {"median_test_loss": None, "spread": None}}
-    assert runner._ranking(diverged)[1:3] == (["adam"], "adam")
+    assert summary._ranking(diverged)[1:3] == (["adam"], "adam")
 
 
 def test_time_to_target_counts_epochs_seconds_and_examples():
@@ -108,9 +109,9 @@ def test_time_to_target_counts_epochs_seconds_and_examples():
         return {"history": {"validation_loss": losses, "epoch": list(range(1, n + 1)),
                             "seconds": [0.5 * e for e in range(1, n + 1)],
                             "passes": [3.0 * e for e in range(1, n + 1)]}}
-    result = runner.time_to_target([run([5, 3, 1]), run([5, 4, 2, 1]), run([9, 9, 9])], target=2.5, n_train=100)
+    result = summary.time_to_target([run([5, 3, 1]), run([5, 4, 2, 1]), run([9, 9, 9])], target=2.5, n_train=100)
     assert result == {"reached": 2, "runs": 3, "epochs": 3.0, "seconds": 1.5, "examples": 900.0}
-    assert runner.time_to_target([run([9, 9])], 2.5, 100)["reached"] == 0
+    assert summary.time_to_target([run([9, 9])], 2.5, 100)["reached"] == 0
 
 
 def test_an_unknown_scheduler_fails_fast_naming_the_address(tmp_path, monkeypatch, capsys):
@@ -133,8 +134,8 @@ def test_a_dask_cluster_gives_the_records_of_the_local_pool_bit_for_bit(tmp_path
     data = tmp_path / "mnist"
     data.mkdir()
     write_idx_folder(data)
-    monkeypatch.setitem(runner.MODES, "tiny", TINY)
-    args = dict(mode="tiny", data_args=(str(data), None, 0, 20), progress=lambda m: None)
+    monkeypatch.setitem(protocol.MODES, "tiny", TINY)
+    args = dict(mode="tiny", data=study_data.DataSpec(str(data), None, 0, 20), progress=lambda m: None)
     local = runner.run_study(tmp_path / "local", workers=2, **args)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as \
             cluster, distributed.Client(cluster) as client:
@@ -142,18 +143,18 @@ def test_a_dask_cluster_gives_the_records_of_the_local_pool_bit_for_bit(tmp_path
     local_runs = sorted((tmp_path / "local" / "runs").glob("*.json"))
     assert [p.name for p in local_runs] == sorted(p.name for p in (tmp_path / "dask" / "runs").glob("*.json"))
     for path in local_runs:
-        assert without_timing(runner.read_record(path)) == without_timing(
-            runner.read_record(tmp_path / "dask" / "runs" / path.name))
-        for name, array in runner.load_arrays(tmp_path / "local", path.stem).items():
-            assert np.array_equal(array, runner.load_arrays(tmp_path / "dask", path.stem)[name])
-    assert [r["tuned"][o]["test_losses"] for r in local["architectures"].values() for o in runner.OPTIMIZERS] == \
-        [r["tuned"][o]["test_losses"] for r in dask["architectures"].values() for o in runner.OPTIMIZERS]
+        assert without_timing(store.read_record(path)) == without_timing(
+            store.read_record(tmp_path / "dask" / "runs" / path.name))
+        for name, array in store.load_arrays(tmp_path / "local", path.stem).items():
+            assert np.array_equal(array, store.load_arrays(tmp_path / "dask", path.stem)[name])
+    assert [r["tuned"][o]["test_losses"] for r in local["architectures"].values() for o in protocol.OPTIMIZERS] == \
+        [r["tuned"][o]["test_losses"] for r in dask["architectures"].values() for o in protocol.OPTIMIZERS]
 
 
 def test_every_method_must_be_beaten_beyond_both_spreads():
     # the runner-up is clearly beaten, but a third method's own spread reaches the best median's margin
     results = {"adam": tuned(10.0, 9.9, 10.1), "sgd": tuned(11.0, 10.9, 11.1), "hf": tuned(12.0, 9.5, 14.5)}
-    assert runner._ranking(results)[1:3] == (["adam", "hf"], None)
+    assert summary._ranking(results)[1:3] == (["adam", "hf"], None)
 
 
 def test_hf_is_compared_with_the_best_first_order_method_at_equal_seconds_and_examples():
@@ -165,9 +166,9 @@ def test_hf_is_compared_with_the_best_first_order_method_at_equal_seconds_and_ex
     runs = {"hf": [run([30, 20], [10, 20], [5, 10])] * 3,
             "adam": [run([25, 18, 15], [8, 16, 24], [1, 2, 3])] * 3,   # best first-order by its final loss
             "sgd": [run([40, 35, 30], [1, 2, 3], [1, 2, 3])] * 3}
-    result = runner.hf_at_equal_budget(runs, n_train=100)
+    result = summary.hf_at_equal_budget(runs, n_train=100)
     assert result["first_order"] == "adam" and result["hf_validation"] == 20
     assert result["seconds"] == {"budget": 20, "first_order_validation": 18, "hf_over_first_order": 20 / 18 - 1}
     # HF spent 10 passes = 1000 examples; adam's whole run (300 examples) fits
     assert result["examples"]["first_order_validation"] == 15
-    assert runner.hf_at_equal_budget({"hf": [], "adam": runs["adam"]}, 100) is None
+    assert summary.hf_at_equal_budget({"hf": [], "adam": runs["adam"]}, 100) is None

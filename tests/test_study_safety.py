@@ -18,7 +18,7 @@ from test_studies import TINY, Server, idx_bytes, write_idx_folder
 from reports import build as report_build
 from studies import __main__ as studies_cli
 from studies import data as study_data
-from studies import runner
+from studies import executors, protocol, runner, store
 from studies.fetch import FetchError, fetch
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -33,10 +33,10 @@ def mnist(tmp_path):
     return folder
 
 
-def run_tiny(out, data_args, monkeypatch, **spec):
-    monkeypatch.setitem(runner.MODES, "tiny", {**TINY, **spec})
+def run_tiny(out, data, monkeypatch, **spec):
+    monkeypatch.setitem(protocol.MODES, "tiny", {**TINY, **spec})
     messages = []
-    summary = runner.run_study(out, mode="tiny", data_args=data_args, workers=1, progress=messages.append)
+    summary = runner.run_study(out, mode="tiny", data=data, workers=1, progress=messages.append)
     return summary, messages
 
 
@@ -238,25 +238,25 @@ def test_fetch_says_when_the_server_sent_an_html_page(tmp_path):
 # --- stopping: a failed run, Ctrl-C, SIGTERM, SIGKILL ------------------------------------------------
 
 def test_a_failed_run_stops_the_batch_at_once_naming_the_run(tmp_path, mnist):
-    bad = runner.make_config("linear 784-2-784", "adam", -1.0, 10, 2, 0)  # refused by the step rule
-    slow = [runner.make_config("tanh 784-64-2-64-784", "adam", 0.01, 10, 400, s) for s in range(6)]
-    pool = runner.make_executor(2)
+    bad = protocol.make_config("linear 784-2-784", "adam", -1.0, 10, 2, 0)  # refused by the step rule
+    slow = [protocol.make_config("tanh 784-64-2-64-784", "adam", 0.01, 10, 400, s) for s in range(6)]
+    pool = executors.make_executor(2)
     data = study_data.load_idx_folder(mnist, n_validation=20)
     try:
-        with pytest.raises(runner.StudyError, match=r"run linear 784-2-784 adam step -1.0 batch 10 seed 0 "
+        with pytest.raises(store.StudyError, match=r"run linear 784-2-784 adam step -1.0 batch 10 seed 0 "
                                                     r"failed: ValueError: step_size must be positive"):
-            runner.run_batch([bad] + slow, (str(mnist), None, 0, 20), tmp_path, pool, lambda m: None,
-                             data.fingerprint())
+            executors.run_batch([bad] + slow, runner.run_one, study_data.DataSpec(str(mnist), None, 0, 20),
+                                tmp_path, pool, lambda m: None, data.fingerprint())
     finally:
         pool.shutdown()
-    assert runner.saved_runs(tmp_path, data.fingerprint()) == 0  # the slow runs were cancelled or stopped
+    assert store.saved_runs(tmp_path, data.fingerprint()) == 0  # the slow runs were cancelled or stopped
 
 
 SLOW_STUDY = """
 import sys
-from studies import runner, __main__ as cli
+from studies import protocol, __main__ as cli
 if __name__ == "__main__":  # spawned workers import this file too
-    runner.MODES["quick"] = {"architectures": ["tanh 784-64-2-64-784"], "epochs": 3000, "steps": slice(1, 3),
+    protocol.MODES["quick"] = {"architectures": ["tanh 784-64-2-64-784"], "epochs": 3000, "steps": slice(1, 3),
                              "minibatches": [20], "hf_minibatches": [40], "seeds": 2, "max_extensions": 0}
     sys.exit(cli.main(["--quick", "--data-dir", sys.argv[1], "--validation-size", "20", "--out", sys.argv[2],
                        "--workers", "2"]))
@@ -335,8 +335,8 @@ def test_fetch_ctrl_c_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
 
 HOLD_LOCK = """
 import sys, time
-from studies import runner
-with runner.folder_lock(sys.argv[1]):
+from studies import store
+with store.folder_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)
 """
@@ -356,19 +356,19 @@ def test_a_second_study_on_a_taken_folder_names_the_holder_and_exits(tmp_path, m
     finally:
         holder.kill()
         holder.communicate()
-    with runner.folder_lock(out):  # the holder's death released it
-        with runner.folder_lock(out):  # and the lock is re-entrant within one process
+    with store.folder_lock(out):  # the holder's death released it
+        with store.folder_lock(out):  # and the lock is re-entrant within one process
             pass
 
 
 SAVE_MANY = """
 import sys
 import numpy as np
-from studies import runner
+from studies import store
 writer = int(sys.argv[2])
 for i in range(1500):
     record = {"key": "samekey", "writer": writer, "i": i}
-    runner.save_record(sys.argv[1], record, {"a": np.full(100, writer * 10000 + i, dtype=float)})
+    store.save_record(sys.argv[1], record, {"a": np.full(100, writer * 10000 + i, dtype=float)})
 """
 
 
@@ -380,7 +380,7 @@ def test_two_processes_saving_the_same_record_never_collide(tmp_path):
         _, err = writer.communicate(timeout=120)
         assert writer.returncode == 0, err
     record = json.loads((tmp_path / "runs" / "samekey.json").read_text())
-    arrays = runner.load_arrays(tmp_path, "samekey")
+    arrays = store.load_arrays(tmp_path, "samekey")
     assert record["writer"] in (1, 2) and arrays["a"].shape == (100,)
     assert not list((tmp_path / "runs").glob("*.tmp"))
 
@@ -447,9 +447,9 @@ def test_bad_flags_are_refused_by_argparse_in_one_line(tmp_path, flags, says):
 
 FULL_DISK_STUDY = """
 import sys
-from studies import runner, __main__ as cli
+from studies import protocol, __main__ as cli
 if __name__ == "__main__":
-    runner.MODES["quick"] = {"architectures": ["linear 784-2-784"], "epochs": 1, "steps": slice(1, 3),
+    protocol.MODES["quick"] = {"architectures": ["linear 784-2-784"], "epochs": 1, "steps": slice(1, 3),
                              "minibatches": [20], "hf_minibatches": [40], "seeds": 2, "max_extensions": 0}
     sys.exit(cli.main(["--quick", "--data-dir", sys.argv[1], "--validation-size", "20", "--out", sys.argv[2],
                        "--workers", "1"]))
@@ -502,5 +502,5 @@ def test_a_report_waits_for_the_study_that_holds_its_folder_and_says_so(tmp_path
         holder.communicate()
     reader.join(10)
     assert done.is_set()  # and reads once the study is gone
-    with runner.folder_lock(out):  # a reader holds nothing afterwards
+    with store.folder_lock(out):  # a reader holds nothing afterwards
         pass

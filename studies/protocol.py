@@ -1,0 +1,90 @@
+"""The study's tuning protocol: its architectures, step-size grids and modes, a run's config, and the
+rules that grow a grid past an edge, fit minibatches to the data and list the seeds (see
+``studies.runner`` for the whole rule)."""
+
+import math
+
+import ae
+
+ARCHITECTURES = {
+    # widths, activation letter per layer (linear middle, sigmoid output for pixels), tied
+    "linear 784-2-784": ([784, 2, 784], "ll", False),
+    "tanh 784-64-2-64-784": ([784, 64, 2, 64, 784], "tlts", False),
+    "tanh 784-64-2-64-784 tied": ([784, 64, 2, 64, 784], "tlts", True),
+    "tanh 784-256-2-256-784": ([784, 256, 2, 256, 784], "tlts", False),
+    "relu 784-512-128-2-128-512-784": ([784, 512, 128, 2, 128, 512, 784], "rrlrrs", False),
+    "tanh 784-256-2-256-784 tied": ([784, 256, 2, 256, 784], "tlts", True),
+}
+STEP_GRID = {
+    "sgd": [0.003, 0.01, 0.03, 0.1, 0.3],
+    "momentum": [0.001, 0.003, 0.01, 0.03, 0.1],
+    "rmsprop": [0.0003, 0.001, 0.003, 0.01, 0.03],
+    "adam": [0.0003, 0.001, 0.003, 0.01, 0.03],
+}
+MODES = {
+    "quick": {"architectures": ["linear 784-2-784", "tanh 784-64-2-64-784", "tanh 784-64-2-64-784 tied"],
+              "epochs": 10, "steps": slice(1, 4), "minibatches": [20, 50, 200], "hf_minibatches": [1000, 3000],
+              "seeds": 3, "max_extensions": 2},
+    "full": {"architectures": ["linear 784-2-784", "tanh 784-256-2-256-784", "relu 784-512-128-2-128-512-784",
+                               "tanh 784-256-2-256-784 tied"],
+             "epochs": 40, "steps": slice(0, 5), "minibatches": [20, 50, 200], "hf_minibatches": [1000, 4000],
+             "seeds": 5, "max_extensions": 2},
+}
+TARGET_FACTOR = 1.05  # time-to-target: within 5% of the architecture's best final validation loss
+OPTIMIZERS = ["sgd", "momentum", "rmsprop", "adam", "hf"]
+# Hessian-free's own knobs (Martens 2010 tuned these where our diagnostics point: CG stopped early,
+# damping climbing): the defaults, then one change at a time at HF's best gradient minibatch
+HF_DEFAULT = {"curvature_fraction": 0.1, "max_cg_iterations": 100, "damping": 1.0}
+HF_GRID = [{"curvature_fraction": 0.3}, {"max_cg_iterations": 250}, {"damping": 0.1}]
+L2_COEF = 1e-5
+RECONSTRUCTED = 8  # validation digits whose reconstructions are kept
+
+
+def build_architecture(architecture):
+    """(model, index of the 2-unit code layer) of an architecture of ``ARCHITECTURES``."""
+    widths, acts, tied = ARCHITECTURES[architecture]
+    return ae.build(widths, acts, tied=tied), widths.index(2) - 1
+
+
+def make_config(architecture, optimizer, step_size, minibatch_size, epochs, seed, dtype="float64", hf=None):
+    """A run's config; HF has no step size but its own options (``HF_DEFAULT`` changed by ``hf``)."""
+    return {"architecture": architecture, "optimizer": optimizer,
+            "step_size": None if optimizer == "hf" else step_size, "minibatch_size": minibatch_size,
+            "epochs": epochs, "seed": seed, "l2_coef": L2_COEF, "dtype": dtype,
+            "hf": {**HF_DEFAULT, **(hf or {})} if optimizer == "hf" else None}
+
+
+def describe_config(config):
+    step = "" if config["step_size"] is None else f" step {config['step_size']}"
+    changed = {k: v for k, v in (config.get("hf") or {}).items() if HF_DEFAULT[k] != v}
+    options = "".join(f" {k} {v}" for k, v in changed.items())
+    return (f"{config['architecture']} {config['optimizer']}{step}{options} batch {config['minibatch_size']} "
+            f"seed {config['seed']}")
+
+
+def _score(record):
+    """Validation loss for tuning: the test set never chooses anything."""
+    loss = record["final_validation_loss"]
+    return math.inf if record.get("diverged") or loss is None or not math.isfinite(loss) else loss
+
+
+def beyond(step, direction):
+    """The next step size of the 1-3-10 log grid above (direction +1) or below (-1) ``step``."""
+    exponent = math.floor(math.log10(step) + 1e-9)
+    mantissa = step / 10**exponent
+    if direction > 0:
+        value = (3 if mantissa < 2 else 10) * 10**exponent
+    else:
+        value = (1 if mantissa > 2 else 0.3) * 10**exponent
+    return float(f"{value:.3g}")
+
+
+def fit_to_data(sizes, n_train):
+    """The minibatch sizes of a grid that the training set can hold: larger ones become the whole
+    set (once).  Returns (sizes, {asked: used} for each one changed)."""
+    used = sorted({min(b, n_train) for b in sizes})
+    return used, {b: n_train for b in sizes if b > n_train}
+
+
+def seed_list(spec, seed=0):
+    return list(range(seed, seed + spec["seeds"]))
