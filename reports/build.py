@@ -288,14 +288,15 @@ def hf_budget_line(arch, b, mode):
 
 
 def study_verdict(result):
-    """The winner with its margin, or the tie and who is in it (the CLI's sentence, for the PDF)."""
+    """The winner or the tie, and the rule that decided it (the CLI's sentence, for the PDF)."""
     if result["winner"] is not None:
-        return (f"*{esc(result['winner'])}* wins: its median test loss is {fixed(result['margin'])} below "
-                f"{esc(result['runner_up'])}'s, more than the seed spread of either.")
-    if result["margin"] is None:
+        head = (f"*{esc(result['winner'])}* wins (median test loss {fixed(result['margin'])} below "
+                f"{esc(result['runner_up'])}'s)")
+    elif result["margin"] is None:
         return "no winner: every run diverged."
-    return (f"a *tie* between {esc(', '.join(result['tied']))}: their medians differ by less than their "
-            "seed spreads.")
+    else:
+        head = f"a *tie* between {esc(', '.join(result['tied']))}"
+    return head + (f"; decided by the {esc(result['rule'])}." if result.get("rule") else ".")
 
 
 def study_section(study, fig):
@@ -317,8 +318,12 @@ def study_section(study, fig):
            + (f" on {study['timing']['workers']} local workers" if study["timing"]["workers"] else "")
            + ".\n\n",
            f"*Seeds.* Each tuned configuration ran with {study['seeds']} seeds (initial weights and minibatch "
-           "order); the table gives the median test loss and its range. A method wins only when the next "
-           "median is further from its own than the spread of either; otherwise the table says tie.\n\n"]
+           "order), more where a rank test of the seeds' validation losses could not tell the best method from "
+           "another (one seed at a time, up to a cap); the table gives the median test loss and its range. A "
+           "method wins only when a one-sided exact Mann-Whitney rank test of its seeds' test losses against "
+           "each other method's gives p <= 0.05 (with 3 seeds a side: every seed below every seed of the "
+           "other); the methods it cannot be told from are tied with it. One wild seed moves a rank by one, "
+           "not a verdict.\n\n"]
     rows = []
     for arch, result in study["architectures"].items():
         for opt, tuned in result["tuned"].items():

@@ -53,13 +53,12 @@ def summary_table(summary):
 
 
 def verdict(result):
-    """One sentence: the winner and its margin, or the tie and who is in it."""
-    if result["winner"] is not None:
-        return (f"winner {result['winner']} by {result['margin']:.3f} over {result['runner_up']} "
-                "(more than either's seed spread)")
-    if result["margin"] is None:
+    """One sentence: the winner or the tie, and the rule that decided it."""
+    if result["margin"] is None and result["winner"] is None:
         return "no winner: the runs diverged"
-    return f"tie between {', '.join(result['tied'])}: their medians differ by less than their seed spreads"
+    head = (f"winner {result['winner']} by {result['margin']:.3f} over {result['runner_up']}"
+            if result["winner"] is not None else f"tie between {', '.join(result['tied'])}")
+    return f"{head}; {result['rule']}" if result.get("rule") else head
 
 
 def connect(address, timeout=None):

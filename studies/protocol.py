@@ -24,11 +24,11 @@ STEP_GRID = {
 MODES = {
     "quick": {"architectures": ["linear 784-2-784", "tanh 784-64-2-64-784", "tanh 784-64-2-64-784 tied"],
               "epochs": 10, "steps": slice(1, 4), "minibatches": [20, 50, 200], "hf_minibatches": [1000, 3000],
-              "seeds": 3, "max_extensions": 2},
+              "seeds": 3, "max_seeds": 6, "max_extensions": 2},
     "full": {"architectures": ["linear 784-2-784", "tanh 784-256-2-256-784", "relu 784-512-128-2-128-512-784",
                                "tanh 784-256-2-256-784 tied"],
              "epochs": 40, "steps": slice(0, 5), "minibatches": [20, 50, 200], "hf_minibatches": [1000, 4000],
-             "seeds": 5, "max_extensions": 2},
+             "seeds": 5, "max_seeds": 10, "max_extensions": 2},
 }
 TARGET_FACTOR = 1.05  # time-to-target: within 5% of the architecture's best final validation loss
 OPTIMIZERS = ["sgd", "momentum", "rmsprop", "adam", "hf"]

@@ -56,7 +56,7 @@ from studies.protocol import (
     make_config,
 )
 from studies.store import code_version, folder_lock, run_key
-from studies.summary import summarise
+from studies.summary import _ranking, summarise
 
 
 def encode(model, middle, inputs):
@@ -101,6 +101,31 @@ def run_one(config, data):
     arrays = {"codes_initial": codes_initial, "codes_final": encode(model, middle, dataset.test),
               "reconstructions": model.compute_outputs(dataset.test[:, :RECONSTRUCTED])}
     return record, arrays
+
+
+def more_seeds(spec, tuned, seeded, records, data_id, seed):
+    """One more seed of every method in each undecided tie, while the cap ``max_seeds`` allows.
+
+    Decided by the rank test on the seeds' validation losses, never on the test set, so that the
+    number of test results reported is chosen by nothing they say.
+    """
+    version = code_version()
+
+    def validation_losses(arch, opt):
+        runs = [records[run_key(c, data_id, version)] for c in [tuned[arch, opt]] + seeded[arch, opt]]
+        return [r["final_validation_loss"] for r in runs if not r["diverged"]]
+
+    new = []
+    for arch in spec["architectures"]:
+        by_opt = {opt: {"validation_losses": validation_losses(arch, opt)} for opt in OPTIMIZERS}
+        _, tied, winner, _, _ = _ranking(by_opt, losses="validation_losses")
+        if winner is None and len(tied) > 1:
+            for opt in tied:
+                if len(seeded[arch, opt]) + 1 < spec.get("max_seeds", spec["seeds"]):
+                    config = {**tuned[arch, opt], "seed": seed + len(seeded[arch, opt]) + 1}
+                    seeded[arch, opt].append(config)
+                    new.append(config)
+    return new
 
 
 def run_study(folder, mode="quick", data=None, seed=0, executor=None, workers=2,
@@ -180,6 +205,12 @@ def run_study(folder, mode="quick", data=None, seed=0, executor=None, workers=2,
                 tuned[pair] = best_of(grids[pair])["config"]
                 seeded[pair] = [{**tuned[pair], "seed": seed + k} for k in range(1, spec["seeds"])]
             run([c for cs in seeded.values() for c in cs], f"stage 3 (the tuned configs with {spec['seeds']} seeds)")
+            while True:  # a tie the rank test cannot decide gets more seeds, decided on validation only
+                new = more_seeds(spec, tuned, seeded, records, data_id, seed)
+                if not new:
+                    break
+                run(new, f"stage 3b (more seeds where the rank test on validation losses cannot decide, up to "
+                         f"{spec['max_seeds']})")
         finally:
             if own:
                 executor.shutdown(cancel_futures=True)

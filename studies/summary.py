@@ -19,23 +19,48 @@ def _median(values):
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
-def _ranking(tuned):
-    """(ranked optimizers, tied set, winner or None, margin): a winner only when the runner-up's
-    median test loss is further from the best's than either's seed spread (max - min)."""
+ALPHA = 0.05  # the rank test's level: with 3 seeds a side only complete separation reaches it (p = 1/20)
+
+
+def rank_test(better, worse):
+    """One-sided exact Mann-Whitney p-value of "``better``'s losses are lower than ``worse``'s": the
+    probability, were both sets from one distribution, of ranks at least this separated.  Every seed of
+    A below every seed of B gives the smallest p there is (1/20 for 3 and 3, 1/252 for 5 and 5), so one
+    wild seed cannot turn a clear result into a tie, nor make one."""
+    from scipy.stats import mannwhitneyu
+
+    return float(mannwhitneyu(better, worse, alternative="less", method="exact").pvalue)
+
+
+def _ranking(tuned, losses="test_losses"):
+    """(ranked optimizers, tied set, winner or None, margin of medians, the rule's sentence).
+
+    Ranked by median loss over seeds; the best wins only when a rank test of its seeds' ``losses``
+    against each other method's gives p <= ALPHA; the methods it cannot be told from are tied with it.
+    """
+    def finished(opt):
+        return [v for v in tuned[opt].get(losses) or [] if v is not None]
+
     def key(opt):
-        median = tuned[opt]["median_test_loss"]
+        median = tuned[opt]["median_test_loss"] if losses == "test_losses" else _median(finished(opt))
         return math.inf if median is None else median
 
     ranked = sorted(tuned, key=key)
-    best = tuned[ranked[0]]
-    if best["median_test_loss"] is None:
-        return ranked, ranked, None, None
-    tied = [ranked[0]] + [opt for opt in ranked[1:] if tuned[opt]["median_test_loss"] is not None
-                          and tuned[opt]["median_test_loss"] - best["median_test_loss"]
-                          <= max(best["spread"], tuned[opt]["spread"])]
-    runner_up = tuned[ranked[1]]["median_test_loss"]
-    margin = None if runner_up is None else runner_up - best["median_test_loss"]
-    return ranked, tied, (ranked[0] if len(tied) == 1 else None), margin
+    best = ranked[0]
+    if key(best) == math.inf:
+        return ranked, ranked, None, None, "no winner: every run diverged"
+    tests = {opt: rank_test(finished(best), finished(opt)) for opt in ranked[1:] if finished(opt)}
+    tied = [best] + [opt for opt, p in tests.items() if p > ALPHA]
+    runner_up = key(ranked[1]) if len(ranked) > 1 else math.inf
+    margin = None if runner_up == math.inf else runner_up - key(best)
+    seeds = len(finished(best))
+    if len(tied) == 1:
+        rule = (f"rank test over seeds: {best} is below every other method (one-sided exact Mann-Whitney, "
+                f"largest p = {max(tests.values(), default=0):.3g} <= {ALPHA}, {seeds} seeds of {best})")
+    else:
+        rule = (f"rank test over seeds: {', '.join(tied[1:])} cannot be told from {best} "
+                f"(p = {', '.join(f'{tests[o]:.3g}' for o in tied[1:])} > {ALPHA}, {seeds} seeds of {best})")
+    return ranked, tied, (best if len(tied) == 1 else None), margin, rule
 
 
 def time_to_target(runs, target, n_train):
@@ -105,6 +130,7 @@ def summarise(folder, mode, spec, grids, extensions, tuned_configs, seeded, reco
                 "key": runs[0]["key"], "config": runs[0]["config"], "data_fingerprint": runs[0]["data"]["fingerprint"],
                 "seed_keys": [r["key"] for r in runs], "seeds": [r["config"]["seed"] for r in runs],
                 "test_losses": [r["final_test_loss"] for r in runs], "diverged_seeds": len(runs) - len(finished),
+                "validation_losses": [r["final_validation_loss"] for r in finished],
                 "median_test_loss": median, "min_test_loss": min(test_losses, default=None),
                 "max_test_loss": max(test_losses, default=None),
                 "spread": (max(test_losses) - min(test_losses)) if test_losses else None,
@@ -117,7 +143,7 @@ def summarise(folder, mode, spec, grids, extensions, tuned_configs, seeded, reco
                           "hf": r["config"].get("hf"),
                           "final_validation_loss": r["final_validation_loss"], "diverged": bool(r["diverged"]),
                           "key": r["key"]} for r in grid]}
-        ranked, tied, winner, margin = _ranking(tuned)
+        ranked, tied, winner, margin, rule = _ranking(tuned)
         finals = [t["median_validation_loss"] for t in tuned.values() if t["median_validation_loss"] is not None]
         target = TARGET_FACTOR * min(finals) if finals else None
         for opt in OPTIMIZERS:
@@ -126,7 +152,7 @@ def summarise(folder, mode, spec, grids, extensions, tuned_configs, seeded, reco
                                             else None)
         hf_budget = hf_at_equal_budget({o: [records[k] for k in tuned[o]["seed_keys"]] for o in OPTIMIZERS},
                                        data["train"])
-        architectures[arch] = {"tuned": tuned, "ranking": ranked, "tied": tied, "winner": winner,
+        architectures[arch] = {"tuned": tuned, "ranking": ranked, "tied": tied, "winner": winner, "rule": rule,
                                "hf_at_equal_budget": hf_budget,
                                "best": ranked[0], "runner_up": ranked[1], "margin": margin, "target": target}
     grid_text = {o: STEP_GRID[o][spec["steps"]] for o in STEP_GRID}
