@@ -145,6 +145,8 @@ def main(argv=None):
                          help="address of a running Dask scheduler (tcp://HOST:8786) to send the runs to")
     parser.add_argument("--seed", type=whole_number(0), default=0, help="a whole number >= 0 (default 0)")
     parser.add_argument("--out", default=None, help="results folder (default results/study[-quick])")
+    parser.add_argument("--verbose", action="store_true",
+                        help="a line per run (default: about every tenth of a stage, with the time left)")
     args = parser.parse_args(argv)
     mode = "quick" if args.quick else "full"
     out = args.out or ("results/study-quick" if args.quick else "results/study")
@@ -175,7 +177,8 @@ def main(argv=None):
                  + (f", runs on the Dask cluster at {args.scheduler}" if client else ""))
         with folder_lock(out):
             summary = run_study(out, mode=mode, data=data, seed=args.seed, workers=args.workers,
-                                executor=client.get_executor() if client else None, progress=progress)
+                                executor=client.get_executor() if client else None, progress=progress,
+                                verbose=args.verbose)
             figures = plots.all_figures(summary, out, dataset, f"{out}/figures")
     except StudyError as error:
         print(f"study stopped: {error}", file=sys.stderr)

@@ -5,6 +5,7 @@ it finishes.
 """
 
 import concurrent.futures
+import math
 import multiprocessing
 import os
 import signal
@@ -98,12 +99,21 @@ def _stop(pending, executor):
         stop_workers()
 
 
-def run_batch(configs, task, data, folder, executor, progress, data_id, stats=None):
+def time_left(seconds):
+    """'about 3 min' for a progress line."""
+    if seconds < 90:
+        return f"about {seconds:.0f} s"
+    return f"about {seconds / 60:.0f} min" if seconds < 5400 else f"about {seconds / 3600:.1f} h"
+
+
+def run_batch(configs, task, data, folder, executor, progress, data_id, stats=None, verbose=True):
     """Records of all configs: loaded if saved, else ``task(config, data)`` on the executor (it returns
     (record, arrays)) and saved as each finishes.
 
     A failed run stops the batch at once (StudyError naming the run); so does
-    Ctrl-C (KeyboardInterrupt, after the workers are stopped).
+    Ctrl-C (KeyboardInterrupt, after the workers are stopped).  Progress: runs done of runs planned
+    and the time left in this batch (from its pace so far), every run when ``verbose``, else about
+    every tenth of the batch and the last.
     """
     version = code_version()
     records, configs_to_run = {}, []
@@ -115,7 +125,8 @@ def run_batch(configs, task, data, folder, executor, progress, data_id, stats=No
                 configs_to_run.append(config)
     if len(records) > len(configs_to_run):
         progress(f"reusing {len(records) - len(configs_to_run)} finished runs")
-    futures, done = {}, 0
+    futures, done, tic = {}, 0, time.perf_counter()
+    every = 1 if verbose else max(1, math.ceil(len(configs_to_run) / 10))
 
     def finish(future):
         nonlocal done
@@ -134,9 +145,14 @@ def run_batch(configs, task, data, folder, executor, progress, data_id, stats=No
         if stats is not None:
             stats["computed"] = stats.get("computed", 0) + 1
         loss = record["final_validation_loss"]
-        progress(f"[{done}/{len(configs_to_run)}] {describe_config(config)}: validation "
+        planned = len(configs_to_run)
+        if done % every and done != planned:
+            return
+        left = (time.perf_counter() - tic) / done * (planned - done)
+        progress(f"[{done}/{planned}] {describe_config(config)}: validation "
                  f"{'-' if loss is None else f'{loss:.4g}'}"
-                 f"{' DIVERGED' if record['diverged'] else ''} ({record['wall_seconds']:.1f} s)")
+                 f"{' DIVERGED' if record['diverged'] else ''} ({record['wall_seconds']:.1f} s)"
+                 + (f"; {time_left(left)} left in this stage" if done < planned else ""))
 
     try:
         for config in configs_to_run:

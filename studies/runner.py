@@ -129,7 +129,7 @@ def more_seeds(spec, tuned, seeded, records, data_id, seed):
 
 
 def run_study(folder, mode="quick", data=None, seed=0, executor=None, workers=2,
-              progress=print):
+              progress=print, verbose=True):
     """Tune every optimizer on every architecture of ``mode``, rerun the tuned configs with more
     seeds, and write the summary; returns the summary dict.
 
@@ -155,7 +155,7 @@ def run_study(folder, mode="quick", data=None, seed=0, executor=None, workers=2,
 
         def run(configs, stage):
             progress(f"{stage}: {len(configs)} runs")
-            for record in run_batch(configs, run_one, data, folder, executor, progress, data_id, stats):
+            for record in run_batch(configs, run_one, data, folder, executor, progress, data_id, stats, verbose):
                 records[record["key"]] = record
 
         def best_of(configs):

@@ -296,3 +296,21 @@ def test_runs_are_reproducible_and_a_process_pool_gives_the_same_records(tmp_pat
     assert without_timing(inline) == without_timing(pooled)  # bit for bit, but for the clock
     # the workers' one-thread setting does not stay behind in this process
     assert {name: os.environ.get(name) for name in before} == before
+
+
+def test_long_stages_say_how_far_they_are_and_the_time_left(tmp_path, monkeypatch):
+    data_dir = tmp_path / "mnist"
+    data_dir.mkdir()
+    write_idx_folder(data_dir)
+    monkeypatch.setitem(protocol.MODES, "tiny", TINY)
+    messages = []
+    runner.run_study(tmp_path / "study", mode="tiny", data=study_data.DataSpec(str(data_dir), None, 0, 20),
+                     workers=1, progress=messages.append, verbose=False)
+    stages = [m for m in messages if m.startswith("stage")]
+    lines = [m for m in messages if m.startswith("[")]
+    # about every tenth of a stage, and its last run: fewer lines than runs, each with done of planned
+    assert len(lines) < len(list((tmp_path / "study" / "runs").glob("*.json")))
+    for line in lines:
+        done, planned = map(int, line[1:line.index("]")].split("/"))
+        assert ("left in this stage" in line) == (done < planned)
+    assert len(stages) == 3 and stages[0] == "stage 1 (step sizes): 18 runs"

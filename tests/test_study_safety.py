@@ -125,6 +125,8 @@ def test_a_truncated_benchmark_record_is_named(tmp_path):
 
 def damaged(folder, name, content):
     (folder / name).unlink()
+    if content is None:  # a partial set: 3 of the 4 files
+        return
     if isinstance(content, str):
         (folder / name).mkdir()
     else:
@@ -143,6 +145,8 @@ def corrupt_deflate(raw):
     ("train-images-idx3-ubyte.gz", gzip.compress(idx_bytes(np.zeros((0, 28, 28)))), "holds 0 items"),
     ("t10k-labels-idx1-ubyte.gz", corrupt_deflate(idx_bytes(np.arange(20) % 10)), "corrupt gzip"),
     ("train-images-idx3-ubyte.gz", "a directory", "cannot be read"),
+    ("t10k-labels-idx1-ubyte.gz", None, "no t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte.gz"),
+    ("train-labels-idx1-ubyte.gz", gzip.compress(idx_bytes(np.arange(59) % 10)), "has 60 images but .* 59 labels"),
 ])
 def test_bad_idx_data_is_one_line_exit_2_and_writes_nothing(tmp_path, mnist, capsys, name, content, match):
     damaged(mnist, name, content)
