@@ -33,6 +33,7 @@ was.  ``diverged`` says where, why, which weights were kept and their
 full-set objective, and a RuntimeWarning (and the progress bar) says it.
 """
 
+import os
 import sys
 import time
 import warnings
@@ -163,7 +164,7 @@ def train(model, stepper, inputs, num_epoch, minibatch_size, l2_coef=0.0, test_i
         if display:
             bar.write(message, file=sys.stderr)
         bar.close()
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        warnings.warn(message, RuntimeWarning, stacklevel=_outside_the_engine())
         return history
 
     seconds, examples = 0.0, 0
@@ -201,6 +202,16 @@ def train(model, stepper, inputs, num_epoch, minibatch_size, l2_coef=0.0, test_i
     bar.close()
     model.set_weights(w)
     return history
+
+
+def _outside_the_engine():
+    """The warnings stacklevel of the first frame outside this package, seen from its caller: the
+    user's line that started training (through ``train`` or any ``run_*``)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _finite(w):

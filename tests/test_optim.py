@@ -148,3 +148,26 @@ def test_against_optax_when_installed():
             w = w + updates
         np.testing.assert_allclose(run_rule(ours, start, grads), np.asarray(w), rtol=1e-13, atol=1e-15,
                                    err_msg=type(ours).__name__)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: optim.SGD(0), "step_size"), (lambda: optim.Momentum(-1), "step_size"),
+    (lambda: optim.Momentum(0.1, momentum=1.0), "momentum"), (lambda: optim.RMSprop(0), "step_size"),
+    (lambda: optim.RMSprop(0.1, rho=1.0), "rho"), (lambda: optim.RMSprop(0.1, eps=0), "eps"),
+    (lambda: optim.Adam(0), "step_size"), (lambda: optim.Adam(0.1, beta1=1.0), "beta1"),
+    (lambda: optim.Adam(0.1, beta2=-0.1), "beta2"), (lambda: optim.Adam(0.1, eps=-1e-8), "eps"),
+])
+def test_a_bad_hyperparameter_is_named_in_its_error(make, name):
+    with pytest.raises(ValueError, match=rf"^{name} must"):
+        make()
+
+
+def test_the_defaults_are_the_documented_ones_and_zero_decay_is_allowed():
+    momentum = optim.Momentum(0.1)
+    assert (momentum.momentum, momentum.nesterov) == (0.9, False)
+    rmsprop = optim.RMSprop(0.1)
+    assert (rmsprop.rho, rmsprop.eps) == (0.9, 1e-8)
+    adam = optim.Adam(0.1)
+    assert (adam.beta1, adam.beta2, adam.eps) == (0.9, 0.999, 1e-8)
+    assert optim.Momentum(0.1, momentum=0).momentum == 0.0  # [0, 1): no momentum is plain SGD
+    assert optim.RMSprop(0.1, rho=0).rho == 0.0

@@ -228,3 +228,101 @@ def test_the_l2_term_enters_each_first_order_step_as_l2_coef_times_w():
     model.run_sgd(data, step_size=0.1, num_epoch=1, minibatch_size=40, l2_coef=0.5)
     # one full-batch step on the objective F + l2/2 w.w, whose gradient is g + l2 w
     assert np.allclose(model.get_weights(), w0 - 0.1 * (grad + 0.5 * w0), rtol=0, atol=1e-15)
+
+
+def test_evaluate_in_chunks_equals_one_pass_over_all_columns():
+    data = manifold_data(n=25)
+    model = small_model()
+    w = model.get_weights().copy()
+    loss, objective, grad_norm = ae.train.evaluate(model, data, w, 0.1, chunk_size=10)  # 10 + 10 + 5 columns
+    whole_loss, whole_objective, whole_norm = full_objective(model, data, w, 0.1)
+    assert loss == pytest.approx(whole_loss, rel=1e-14) and objective == pytest.approx(whole_objective, rel=1e-14)
+    assert grad_norm == pytest.approx(whole_norm, rel=1e-13)
+
+
+def test_the_divergence_bound_is_the_stated_one():
+    data = manifold_data(n=40)
+    model = small_model()
+    w0 = model.get_weights().copy()
+    initial = full_objective(model, data, w0, 0.0)[1]
+    zero_output = float((data * data).sum()) / (2 * data.shape[1])
+    with pytest.warns(RuntimeWarning) as caught:
+        history = ae.train.train(model, Scripted([w0 + 0.01, w0], [None, float("inf")]), data, num_epoch=1,
+                                 minibatch_size=20)
+    assert history["diverged"]["bound"] == pytest.approx(1e3 * max(initial, zero_output), rel=1e-12)
+    assert history["diverged"]["minibatch"] == 1 and history["diverged"]["epoch"] == 1
+    # the warning names the caller's line (this file), and the loop by its default name
+    assert caught[0].filename == __file__ and str(caught[0].message).startswith("training diverged at epoch 1")
+    with pytest.warns(RuntimeWarning) as caught:  # through a run_* method too: the user's line, not ours
+        small_model().run_sgd(data, step_size=1e6, num_epoch=2, minibatch_size=20)
+    assert caught[0].filename == __file__
+
+
+def test_a_candidate_finite_but_above_the_bound_is_not_kept():
+    # epoch 1 ends at w0 + 0.01; in epoch 2 the first step jumps far (its minibatch objective, reported
+    # at the weights it starts from, is fine), the second step reports fine too, the third reports inf:
+    # the weights before the last step are the far ones, finite but far above the bound
+    data = manifold_data(n=40)
+    model = small_model()
+    w0 = model.get_weights().copy()
+    far = 1e4 * (w0 + 0.01)
+    steps = [w0 + 0.01, far, far + 1.0, far]
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        history = ae.train.train(model, Scripted(steps, [None, None, None, float("inf")]), data, num_epoch=2,
+                                 minibatch_size=40)
+    assert history["diverged"]["kept"] == "the weights at the end of epoch 1"
+    assert np.array_equal(model.get_weights(), w0 + 0.01)
+
+
+def test_the_smallest_legal_arguments_are_accepted():
+    data = manifold_data(n=1)  # one column, a minibatch of one, no epoch at all
+    model = small_model()
+    w0 = model.get_weights().copy()
+    history = model.run_sgd(data, step_size=0.01, num_epoch=0, minibatch_size=1, test_inputs=data)
+    assert history["train_loss"] == [] and np.array_equal(model.get_weights(), w0)
+    history = model.run_sgd(data, step_size=0.01, num_epoch=1, minibatch_size=1, test_inputs=data[:, :1])
+    assert len(history["train_loss"]) == 1
+
+
+@pytest.mark.parametrize("call, error, says", [
+    (lambda m, X: m.run_sgd(X[0]), ValueError, "inputs"),
+    (lambda m, X: m.run_sgd(X + 0j), TypeError, "training needs real inputs"),
+    (lambda m, X: m.run_sgd(X, test_inputs=X[0]), ValueError, "test_inputs"),
+    (lambda m, X: m.run_sgd(X[:5]), ValueError, "inputs have 5 rows, the autoencoder takes 10"),
+])
+def test_bad_training_input_errors_name_the_argument(call, error, says):
+    with pytest.raises(error, match=says):
+        call(small_model(), manifold_data(n=20))
+
+
+def test_complex_weights_are_refused_by_name():
+    model = small_model()
+    model.set_weights(model.get_weights() + 0j)
+    with pytest.raises(TypeError, match="training needs real weights"):
+        model.run_sgd(manifold_data(n=20), num_epoch=1, minibatch_size=10)
+
+
+def test_seconds_and_passes_are_cumulative_and_exact_and_nothing_is_printed_by_default(capsys):
+    import time as clock
+
+    class Slow(ae.train.GradientStepper):
+        def step(self, *args):
+            clock.sleep(0.01)
+            return super().step(*args)
+
+    data = manifold_data(n=30)
+    history = ae.train.train(small_model(), Slow(ae.optim.SGD(0.01)), data, num_epoch=3, minibatch_size=10)
+    assert history["passes"] == [1.0, 2.0, 3.0]  # every example once per epoch, counted from zero
+    assert all(s >= 0.03 * (k + 1) for k, s in enumerate(history["seconds"]))  # 3 steps of 10 ms an epoch
+    assert capsys.readouterr().err == ""  # display is off unless asked
+
+
+def test_the_default_seed_is_zero():
+    data = manifold_data(n=30)
+    runs = []
+    for seed in ({}, {"seed": 0}):
+        model = small_model()
+        ae.train.train(model, ae.train.GradientStepper(ae.optim.SGD(0.01)), data, num_epoch=2, minibatch_size=10,
+                       **seed)
+        runs.append(model.get_weights())
+    assert np.array_equal(*runs)
