@@ -304,3 +304,62 @@ def test_the_reduction_ratio_compares_the_decrease_with_the_undamped_quadratic_m
     assert info["reduction_ratio"] == pytest.approx((f_d - f0) / q, rel=1e-9)
     # the damped model (lambda in it) gives another number: the test tells them apart
     assert abs((f_d - f0) / (q + 1.0 * d @ d) - info["reduction_ratio"]) > 1e-3
+
+
+def test_cg_saves_its_iterates_on_the_1_3_power_schedule_with_their_quadratic_values():
+    d = np.logspace(0, 4, 50)
+    b = np.random.default_rng(5).standard_normal(50)
+    result = conjugate_gradient(lambda v: d * v, b, np.zeros(50), np.ones(50), 30, tolerance=0)
+    assert [i for i, _, _ in result.saved] == [1, 2, 3, 4, 5, 7, 9, 11, 14, 18, 24, 30]  # ceil(1.3^j), then the last
+    for _, x, phi in result.saved:  # phi is the model 1/2 x.Ax - b.x at the saved iterate
+        assert phi == pytest.approx(0.5 * x @ (d * x) - b @ x, rel=1e-10)
+    assert result.stopped_by == "max_iterations" and result.iterations == 30
+
+
+def test_cg_stops_at_once_when_there_is_no_curvature_and_says_so():
+    result = conjugate_gradient(lambda v: 0 * v, np.ones(3), np.zeros(3), np.ones(3), 10)
+    assert (result.iterations, result.stopped_by, result.restarted) == (0, "curvature", False)
+    assert len(result.saved) == 1 and result.saved[0][0] == 0 and result.saved[0][2] == 0
+    restarted = conjugate_gradient(lambda v: v, np.ones(2), np.array([2.5, 0.0]), np.ones(2), 0)
+    # the warm start's value 1/2 x.x - b.x = 0.625 is above zero's: CG starts from zero, value 0
+    assert restarted.restarted and restarted.saved == [(0, restarted.saved[0][1], 0.0)]
+    assert np.array_equal(restarted.saved[0][1], np.zeros(2))
+
+
+def test_the_rules_at_their_boundaries():
+    assert levenberg_marquardt(1.0, 0.25) == 1.0 and levenberg_marquardt(1.0, 0.75) == 1.0  # strict inequalities
+    values = {1: 1.0, 2: 2.0, 3: 3.0}  # every step back improves: back to the first saved iterate
+    assert backtrack([(i, i, None) for i in values], values.get) == (0, 1.0)
+    ties = {1: 2.0, 2: 2.0}  # an equal earlier value is no improvement: keep the later iterate
+    assert backtrack([(i, i, None) for i in ties], ties.get) == (1, 2.0)
+
+
+def test_hessian_free_defaults_and_argument_errors():
+    hf = HessianFree()
+    assert (hf.damping, hf.curvature_fraction, hf.max_cg_iterations, hf.cg_decay, hf.gradient_chunks, hf.armijo,
+            hf.cg_tolerance, hf.seed) == (1.0, 0.1, 100, 0.95, 10, 1e-2, 5e-4, 0)
+    HessianFree(cg_decay=0.0), HessianFree(cg_decay=1.0), HessianFree(curvature_fraction=1.0)  # the closed ends
+    for kwargs, name in (({"damping": 0}, "damping"), ({"curvature_fraction": 1.5}, "curvature_fraction"),
+                         ({"max_cg_iterations": 0}, "max_cg_iterations"), ({"cg_decay": 1.1}, "cg_decay"),
+                         ({"gradient_chunks": 0}, "gradient_chunks")):
+        with pytest.raises(ValueError, match=f"^{name} must"):
+            HessianFree(**kwargs)
+
+
+def test_at_a_minimum_the_step_stays_put_and_says_the_model_promised_nothing():
+    A = spd(10, 10)
+    c = np.random.default_rng(6).standard_normal(10)
+    new, f0, state, info = hf_step(QuadraticModel(A, c, A), c.copy(), damping=0.5)
+    assert np.array_equal(new, c) and f0 == 0.0
+    assert info["step_length"] == 0.0 and info["reduction_ratio"] is None
+    assert state["damping"] == pytest.approx(0.75)  # no promise kept: lambda goes up
+
+
+def test_the_line_search_tries_sixty_lengths_and_no_more():
+    # as in the Armijo test, with s = 0.8^59.5 / 2 / 0.99: 0.8^59 is too long, 0.8^60 would pass, but
+    # the sixty lengths tried are 1 ... 0.8^59, so the step stays put
+    A = spd(10, 10)
+    w = np.random.default_rng(0).standard_normal(10)
+    new, _, _, info = hf_step(QuadraticModel(A, np.zeros(10), 0.8**59.5 / 2 / 0.99 * A), w, damping=1e-30,
+                              max_cg_iterations=1)
+    assert info["step_length"] == 0.0 and np.array_equal(new, w)
