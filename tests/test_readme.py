@@ -22,7 +22,8 @@ OPTIONAL = ("torch", "jax")  # blocks that import these run in the tox envs that
 @pytest.mark.parametrize("number", range(len(BLOCKS)))
 def test_a_readme_python_block_runs_as_written(number, tmp_path):
     for name in OPTIONAL:
-        if re.search(rf"^import {name}\b", BLOCKS[number], flags=re.M) and importlib.util.find_spec(name) is None:
+        imports = re.findall(r"^(?:import|from) (.*)$", BLOCKS[number], flags=re.M)
+        if any(re.search(rf"\b{name}\b", line) for line in imports) and importlib.util.find_spec(name) is None:
             pytest.skip(f"{name} is not installed here (the tox env {name} runs this block)")
     # a fresh interpreter in an empty folder: no name or file of the tests leaks in
     result = subprocess.run([sys.executable, "-W", "error", "-c", BLOCKS[number]], cwd=tmp_path,
