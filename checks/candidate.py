@@ -40,6 +40,7 @@ import importlib
 import importlib.util
 import io
 import pathlib
+import re
 import sys
 import traceback
 
@@ -290,16 +291,36 @@ class Lab:
                 under[id(r)] = []
             else:
                 under[id(cause)].append(r)
-        lines, seen = [], {}
+        grouped = {}  # one root per place and diagnosis: the quantities it explains are named together
         for root in roots:
-            line = _line(root)
-            key = line.split("] ", 1)[-1]
-            if key in seen:  # the same root on another net: one line
-                continue
-            seen[key] = True
+            key = (root["net"], root["where"], root.get("diagnosis")) if root.get("diagnosis") else id(root)
+            grouped.setdefault(key, []).append(root)
+        # the same finding in several layers or nets is one root cause (the layer's code): one line
+        merged = {}
+        for group in grouped.values():
+            root = group[0]
+            text = _line(root, [r["quantity"] for r in group]).split("] ", 1)[-1]
+            general = text
+            if root.get("diagnosis") or root.get("reason"):  # by what it is, not where or how far
+                general = re.sub(r" \(off by [^)]*\)$", "", re.sub(r"^layer \d+ ", "layer K ", text))
+            merged.setdefault(general, []).append(group)
+        lines = []
+        for general, groups in merged.items():
+            roots_here = [g[0] for g in groups]
+            layers = sorted({r["layer"] for r in roots_here if r.get("layer") is not None})
+            nets = sorted({r["net"] for r in roots_here if r.get("net")})
+            if len(groups) == 1:
+                line = _line(roots_here[0], [r["quantity"] for r in groups[0]])
+            else:
+                if layers:
+                    where = f"layers {', '.join(map(str, layers))}" if len(layers) > 1 else f"layer {layers[0]}"
+                    general = general.replace("layer K", where, 1)
+                prefix = (f"[nets {'; '.join(nets)}] " if len(nets) > 1 else f"[net {nets[0]}] " if nets else "")
+                measured = [r["measured"] for r in roots_here if r.get("measured") is not None]
+                line = prefix + general + (f" (off by up to {max(measured):.1e})" if measured else "")
             lines.append(line)
             following = {}
-            for r in under[id(root)]:  # one line per place and quantity, however many directions
+            for r in (r for g in groups for root in g for r in under[id(root)]):  # one line per place and quantity
                 following.setdefault((r["where"], r["quantity"]), []).append(r)
             for group in following.values():
                 more = f" (and {len(group) - 1} more like it)" if len(group) > 1 else ""
@@ -472,7 +493,8 @@ class Lab:
         self.compare(name, f"{where} {name}", f"{prefix}W{close}", block[:m], exact[:m], k, matrix=(n_out, n_in),
                      hypotheses=terms.get(f"{prefix}W{close}", ()), n=LAYER_COLUMNS)
         if len(perm) > m:
-            self.compare(name, f"{where} {name}", f"{prefix}b{close}", block[m:], exact[m:], k, n=LAYER_COLUMNS)
+            self.compare(name, f"{where} {name}", f"{prefix}b{close}", block[m:], exact[m:], k, n=LAYER_COLUMNS,
+                         hypotheses=terms.get(f"{prefix}b{close}", ()))
 
     @staticmethod
     def formula_terms(ours, Z, RZ, D, RD, m):
@@ -482,11 +504,16 @@ class Lab:
         W, PW = ours.W, ours.P_W
         dU = D * g1
         RdU = RD * g1 + D * g2 * RU
+        RdU_first = RD * g1  # R{dU} without its second-order term g''(u) (dL/dz) R{u}
+        second = "lacks the second-order term g''(u) dL/dz R{u} of R{dU} = g'(u) R{dL/dz} + g''(u) dL/dz R{u}"
         return {
             "R{dW}": [("lacks the term dU (R z)^T of R{dW} = R{dU} z^T + dU (R z)^T", (RdU @ Z.T).ravel()),
-                      ("lacks the term R{dU} z^T of R{dW} = R{dU} z^T + dU (R z)^T", (dU @ RZ.T).ravel())],
+                      ("lacks the term R{dU} z^T of R{dW} = R{dU} z^T + dU (R z)^T", (dU @ RZ.T).ravel()),
+                      (second, (RdU_first @ Z.T + dU @ RZ.T).ravel())],
+            "R{db}": [(second, RdU_first.sum(axis=1))],
             "R{dL/dinputs}": [("lacks the term P_W^T dU of R{dL/dinputs} = W^T R{dU} + P_W^T dU", W.T @ RdU),
-                              ("lacks the term W^T R{dU} of R{dL/dinputs} = W^T R{dU} + P_W^T dU", PW.T @ dU)],
+                              ("lacks the term W^T R{dU} of R{dL/dinputs} = W^T R{dU} + P_W^T dU", PW.T @ dU),
+                              (second, W.T @ RdU_first + PW.T @ dU)],
             "R{outputs}": [("lacks the bias direction P_b in R{u} = P_W z + W R{z} + P_b", g1 * (PW @ Z + W @ RZ)),
                            ("lacks the term P_W z of R{u} = P_W z + W R{z} + P_b",
                             g1 * (W @ RZ + (ours.P_b if ours.use_bias else 0)))],
@@ -674,14 +701,15 @@ def _explains(root, record):
     return root.get("layer") == record.get("layer")
 
 
-def _line(r):
+def _line(r, quantities=None):
     net = f"[net {r['net']}] " if r.get("net") else ""
     if r["quantity"] in ("raised", "not implemented"):
         return f"{net}{r['where']}: {r['reason']}"
     what = r.get("diagnosis") or r.get("reason") or f"off by {r['measured']:.1e} (target {r['threshold']:.0e})"
     if r.get("diagnosis"):
         what += f" (off by {r['measured']:.1e})"
-    return f"{net}{r['where']}: {r['quantity']} {what}"
+    names = ", ".join(quantities) if quantities and len(quantities) > 1 else r["quantity"]
+    return f"{net}{r['where']}: {names} {what}"
 
 
 def engine_name(spec):
