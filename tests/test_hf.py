@@ -298,6 +298,7 @@ def test_the_reduction_ratio_compares_the_decrease_with_the_undamped_quadratic_m
     loss, g = model.compute_loss(X)
     g = g + 1e-3 * w
     Gd = model.compute_gaussnewtonvec(d)
+    assert f0 == pytest.approx(loss + 0.5e-3 * w @ w, rel=1e-14)  # the objective the step starts from, L2 in it
     q = g @ d + 0.5 * d @ Gd + 0.5e-3 * d @ d  # the objective's quadratic model: G and the L2 term, no lambda
     model.set_weights(w + d)
     f_d = model.compute_loss(X)[0] + 0.5e-3 * (w + d) @ (w + d)
@@ -363,3 +364,12 @@ def test_the_line_search_tries_sixty_lengths_and_no_more():
     new, _, _, info = hf_step(QuadraticModel(A, np.zeros(10), 0.8**59.5 / 2 / 0.99 * A), w, damping=1e-30,
                               max_cg_iterations=1)
     assert info["step_length"] == 0.0 and np.array_equal(new, w)
+
+
+def test_hessian_free_hands_its_cg_tolerance_to_cg():
+    A = spd(30, 1e4)
+    w = np.random.default_rng(7).standard_normal(30)
+    _, _, _, ruled = hf_step(QuadraticModel(A, np.zeros(30), A), w, damping=1e-6, max_cg_iterations=500)
+    _, _, _, unruled = hf_step(QuadraticModel(A, np.zeros(30), A), w, damping=1e-6, max_cg_iterations=500,
+                               cg_tolerance=0.0)
+    assert ruled["cg_iterations"] < unruled["cg_iterations"]  # a tolerance of 0 lets CG run on

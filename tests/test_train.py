@@ -293,10 +293,16 @@ def test_the_smallest_legal_arguments_are_accepted():
 
 
 @pytest.mark.parametrize("call, error, says", [
-    (lambda m, X: m.run_sgd(X[0]), ValueError, "inputs"),
-    (lambda m, X: m.run_sgd(X + 0j), TypeError, "training needs real inputs"),
-    (lambda m, X: m.run_sgd(X, test_inputs=X[0]), ValueError, "test_inputs"),
-    (lambda m, X: m.run_sgd(X[:5]), ValueError, "inputs have 5 rows, the autoencoder takes 10"),
+    (lambda m, X: m.run_sgd(X[0]), ValueError, r"^inputs must be a 2-D array, got shape \(20,\)$"),
+    (lambda m, X: m.run_sgd(X + 0j), TypeError,
+     r"^training needs real inputs \(complex numbers are for complex-step checks\)$"),
+    (lambda m, X: m.run_sgd(X, test_inputs=X[0]), ValueError, r"^test_inputs must be a 2-D array"),
+    (lambda m, X: m.run_sgd(X[:5]), ValueError, r"^inputs have 5 rows, the autoencoder takes 10$"),
+    (lambda m, X: m.run_sgd(X[:, :0]), ValueError, r"^inputs have no columns \(objects\)$"),
+    (lambda m, X: m.run_sgd(X, test_inputs=X[:, :0]), ValueError,
+     r"^test_inputs have no columns \(objects\): pass None for no test set$"),
+    (lambda m, X: m.run_sgd(X, minibatch_size=50), ValueError, r"^minibatch_size must be in \[1, 20\], got 50$"),
+    (lambda m, X: m.run_sgd(X, num_epoch=-1), ValueError, r"^num_epoch must be in >= 0, got -1$"),
 ])
 def test_bad_training_input_errors_name_the_argument(call, error, says):
     with pytest.raises(error, match=says):
@@ -306,7 +312,8 @@ def test_bad_training_input_errors_name_the_argument(call, error, says):
 def test_complex_weights_are_refused_by_name():
     model = small_model()
     model.set_weights(model.get_weights() + 0j)
-    with pytest.raises(TypeError, match="training needs real weights"):
+    says = r"^training needs real weights \(complex numbers are for complex-step checks\)$"
+    with pytest.raises(TypeError, match=says):
         model.run_sgd(manifold_data(n=20), num_epoch=1, minibatch_size=10)
 
 
@@ -319,9 +326,13 @@ def test_seconds_and_passes_are_cumulative_and_exact_and_nothing_is_printed_by_d
             return super().step(*args)
 
     data = manifold_data(n=30)
+    tic = clock.perf_counter()
     history = ae.train.train(small_model(), Slow(ae.optim.SGD(0.01)), data, num_epoch=3, minibatch_size=10)
+    wall = clock.perf_counter() - tic
     assert history["passes"] == [1.0, 2.0, 3.0]  # every example once per epoch, counted from zero
+    assert history["epoch"] == [1, 2, 3]
     assert all(s >= 0.03 * (k + 1) for k, s in enumerate(history["seconds"]))  # 3 steps of 10 ms an epoch
+    assert history["seconds"][-1] <= wall  # the steps' time, never more than the whole call's
     assert capsys.readouterr().err == ""  # display is off unless asked
 
 
@@ -334,3 +345,51 @@ def test_the_default_seed_is_zero():
                        **seed)
         runs.append(model.get_weights())
     assert np.array_equal(*runs)
+
+
+def test_a_step_that_makes_the_weights_nan_stops_and_keeps_the_weights_before_it():
+    data = manifold_data(n=40)
+    model = small_model()
+    w0 = model.get_weights().copy()
+    with pytest.warns(RuntimeWarning, match="the step made the weights NaN or inf"):
+        history = ae.train.train(model, Scripted([w0 + 0.01, np.full_like(w0, np.nan)], [None, None]), data,
+                                 num_epoch=1, minibatch_size=20)
+    diverged = history["diverged"]
+    assert (diverged["epoch"], diverged["minibatch"], diverged["reason"], diverged["kept"]) == (
+        1, 1, "the step made the weights NaN or inf", "the weights before the step")
+    assert np.array_equal(model.get_weights(), w0 + 0.01)
+
+
+def test_an_epoch_whose_whole_set_objective_breaks_the_bound_is_named_so():
+    data = manifold_data(n=40)
+    model = small_model()
+    w0 = model.get_weights().copy()
+    with pytest.warns(RuntimeWarning):
+        history = ae.train.train(model, Scripted([w0 + 0.01, 1e3 * (w0 + 0.01)], [None, None]), data, num_epoch=2,
+                                 minibatch_size=40)
+    diverged = history["diverged"]
+    assert (diverged["epoch"], diverged["minibatch"]) == (2, None)
+    assert diverged["reason"].startswith("the objective on the whole training set is ")
+    assert history["epoch"] == [1]
+
+
+def test_with_no_epoch_finished_the_guard_falls_back_to_the_initial_weights():
+    data = manifold_data(n=40)
+    model = small_model()
+    w0 = model.get_weights().copy()
+    far = 1e4 * (w0 + 0.01)
+    with pytest.warns(RuntimeWarning):
+        history = ae.train.train(model, Scripted([far, far + 1.0, far], [None, 0.0, float("inf")]), data,
+                                 num_epoch=1, minibatch_size=10)
+    diverged = history["diverged"]
+    assert diverged["kept"] == "the initial weights" and np.array_equal(model.get_weights(), w0)
+    assert diverged["kept_objective"] == history["initial"]["train_objective"]
+
+
+def test_a_first_order_step_reports_the_objective_with_its_l2_term():
+    data = manifold_data(n=20)
+    model = small_model()
+    w = model.get_weights().copy()
+    _, objective, _, _ = ae.train.GradientStepper(ae.optim.SGD(0.1)).step(model, data, w, 0.5,
+                                                                         ae.optim.SGD(0.1).init(w))
+    assert objective == pytest.approx(full_objective(model, data, w, 0.5)[1], rel=1e-14)
