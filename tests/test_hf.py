@@ -373,3 +373,9 @@ def test_hessian_free_hands_its_cg_tolerance_to_cg():
     _, _, _, unruled = hf_step(QuadraticModel(A, np.zeros(30), A), w, damping=1e-6, max_cg_iterations=500,
                                cg_tolerance=0.0)
     assert ruled["cg_iterations"] < unruled["cg_iterations"]  # a tolerance of 0 lets CG run on
+
+
+def test_cg_used_alone_stops_by_the_same_rule_as_hessian_free():
+    import inspect
+
+    assert inspect.signature(conjugate_gradient).parameters["tolerance"].default == HessianFree().cg_tolerance == 5e-4

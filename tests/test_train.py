@@ -393,3 +393,12 @@ def test_a_first_order_step_reports_the_objective_with_its_l2_term():
     _, objective, _, _ = ae.train.GradientStepper(ae.optim.SGD(0.1)).step(model, data, w, 0.5,
                                                                          ae.optim.SGD(0.1).init(w))
     assert objective == pytest.approx(full_objective(model, data, w, 0.5)[1], rel=1e-14)
+
+
+def test_a_first_step_whose_objective_breaks_the_bound_keeps_the_initial_weights():
+    data = manifold_data(n=40)
+    model = small_model()
+    w0 = model.get_weights().copy()
+    with pytest.warns(RuntimeWarning):
+        history = ae.train.train(model, Scripted([w0 + 1.0], [float("inf")]), data, num_epoch=1, minibatch_size=20)
+    assert history["diverged"]["kept"] == "the initial weights" and np.array_equal(model.get_weights(), w0)
