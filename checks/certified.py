@@ -263,7 +263,7 @@ def certify(model, declared, inputs, w, p):
     return out
 
 
-def _judged(bounds, threshold):
+def _judged(bounds):
     """(measured, how): the relative bound, or the absolute one where the exact value may be 0."""
     if bounds["relative"] is None:
         return bounds["absolute"], "absolute (the exact value may be 0)"
@@ -284,7 +284,7 @@ def records(model, declared, inputs, w, p, context, direction):
     out = []
 
     def add(statement, quantity, bounds, threshold, dtype, estimator):
-        measured, how = _judged(bounds, threshold)
+        measured, how = _judged(bounds)
         out.append(lab_records.verdict(
             f"certified: {statement}", quantity, measured, threshold,
             {**context, "dtype": dtype}, statement=statement, direction=direction, entries="every entry",

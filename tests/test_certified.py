@@ -249,3 +249,43 @@ def test_without_python_flint_the_lab_records_cannot_run_and_goes_on(monkeypatch
     found = suite.certified_records(model, suite.QUICK[3], inputs, w, suite._context(model, 0), 0)
     assert {r["verdict"] for r in found} == {"cannot run"}
     assert all("cannot run: ball arithmetic needs python-flint" in r["reason"] for r in found)
+
+
+def test_a_relative_bound_divides_by_the_exact_norm_s_lower_bound():
+    with certified.ball_precision():
+        wide = flint.arb(1, 0.1)  # the exact value lies in [0.9, 1.1]
+        found = certified.bound(np.array([1.0]), np.array([wide], dtype=object))
+    # 0.1 over a lower bound of the norm (below 0.9, as the ball's square widens it); over an upper bound
+    # (1.1 or more) it would be 0.091
+    assert found["absolute"] >= 0.1 and found["relative"] > 0.1
+
+
+def test_the_series_refuses_a_relu_at_its_kink_itself():
+    model, inputs, w, declared = straddling_relu_net()
+    with certified.ball_precision(), pytest.raises(numeric.UncertifiableError,
+                                                   match=r"layer 1, unit 0, column 0: the pre-activation"):
+        certified.exact_derivatives(declared, numeric.to_arb(inputs), numeric.to_arb(w), numeric.to_arb(np.ones(8)))
+    zero = certified.Declared((2, 2), "r", use_bias=False)  # zero weights: every pre-activation exactly 0
+    with certified.ball_precision(), pytest.raises(numeric.UncertifiableError, match="straddles the kink at 0"):
+        certified.exact_derivatives(zero, numeric.to_arb(np.ones((2, 2))), numeric.to_arb(np.zeros(4)),
+                                    numeric.to_arb(np.ones(4)))
+
+
+def test_a_zero_direction_is_certified_too():
+    model, inputs, w, _, declared = case(suite.QUICK[3])
+    result = certified.certify(model, declared, inputs, w, np.zeros(model.params_number))
+    assert result["total"]["float64"]["Hv"]["absolute"] == 0.0 and result["total"]["float64"]["GNv"]["absolute"] == 0
+
+
+def test_a_certified_record_says_what_it_proves():
+    model, inputs, w, p, declared = case(suite.QUICK[3])
+    records = certified.records(model, declared, inputs, w, p, {"net": "x"}, 2)
+    total = next(r for r in records if r["statement"] == "total" and r["dtype"] == "float64" and r["quantity"] == "Hv")
+    assert (total["direction"], total["entries"], total["judged"]) == (2, "every entry",
+                                                                     "relative to the exact vector's norm")
+    assert total["estimator"] == "float64 engine vs the exact value (series on balls)"
+    assert total["measured"] * total["exact_norm"] == pytest.approx(total["absolute"], rel=1e-6)
+    assert total["certify_seconds"] > 0
+    relu, relu_inputs, relu_w, relu_declared = straddling_relu_net()
+    uncertifiable = certified.records(relu, relu_declared, relu_inputs, relu_w, np.ones(8), {"net": "x"}, 1)
+    assert all(r["direction"] == 1 for r in uncertifiable)
