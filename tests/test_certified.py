@@ -289,3 +289,25 @@ def test_a_certified_record_says_what_it_proves():
     relu, relu_inputs, relu_w, relu_declared = straddling_relu_net()
     uncertifiable = certified.records(relu, relu_declared, relu_inputs, relu_w, np.ones(8), {"net": "x"}, 1)
     assert all(r["direction"] == 1 for r in uncertifiable)
+
+
+def test_the_sentence_says_exactly_what_the_records_prove():
+    def record(dtype, quantity, measured, statement="total", direction=0, judged="relative to the exact vector's norm",
+               verdict="pass"):
+        return {"dtype": dtype, "quantity": quantity, "measured": measured, "statement": statement,
+                "direction": direction, "judged": judged, "verdict": verdict, "batch": 4}
+
+    found = [record("float64", q, m) for q, m in zip(certified.QUANTITIES, (1e-16, 2e-16, 3e-16, 4e-16))]
+    found += [record("float64", "Hv", 5e-16, direction=1), record("float32", "loss", 1e-8),
+              record("mpmath", "GNv", 2e-52), record("float64", "gradient", 1e-58, statement="formula"),
+              record("float64", "loss", 3e-18, judged="absolute (the exact value may be 0)"),
+              record("float64", "GNv", 2e-13, direction=1, verdict="fail"),
+              {"verdict": "cannot run", "reason": "float32: cannot run: the weights overflow float32"}]
+    assert certified.sentence(found) == (
+        "at the lab's seeded weights on its batch of 4 columns, the loss and every entry of the gradient, and every "
+        "entry of Hv and GNv along each of 2 random directions, are proven within relative (to the exact vector's "
+        "norm) float64 loss 1.0e-16, gradient 2.0e-16, Hv 5.0e-16, GNv 2.0e-13; float32 loss 1.0e-08; 50 digits GNv "
+        "2.0e-52; float32: cannot run: the weights overflow float32; the engine's formulas agree with the exact "
+        "derivatives within 1e-58 (loss: absolute bounds, the exact value may be 0); 1 bounds exceed their targets")
+    assert certified.sentence([{"verdict": "cannot run", "reason": "cannot run: no flint"}]) == \
+        "nothing proven: cannot run: no flint"
