@@ -581,7 +581,6 @@ class Lab:
             self.verify_model(model, setter, X)
 
     def call_in_order(self, model, data, calls, directions, exact, to_theirs, to_ours, n):
-        last = {}
         for label, quantity, direction in calls:
             method = model.compute_gaussnewtonvec if quantity == "GNv" else model.compute_hessvec
             value = self.call("model", f"model {method.__name__}", method, to_theirs(directions[direction]))
@@ -597,7 +596,6 @@ class Lab:
                                    exact["X", quantity, direction]))
             self.compare("model", "model", label, to_ours(value), exact[data, quantity, direction],
                          hypotheses=hypotheses, n=n)
-            last[quantity] = direction
 
     def check_activations_of(self, model, activations):
         """FFNet.get_activations(k) after the last forward pass: the outputs z of layer k."""

@@ -3,7 +3,6 @@
 Each figure is saved as PNG (screen) and PDF (vector, for the report).
 """
 
-import os
 import pathlib
 
 import matplotlib
@@ -11,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from checks.records import atomic_write  # noqa: E402
 
 EPS64, EPS32, EPS_MP = np.finfo(np.float64).eps, np.finfo(np.float32).eps, 10.0**-50
 STYLE = {
@@ -35,11 +36,9 @@ def save_figure(fig, folder, name):
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    for path, options in zip(paths, ({"dpi": 130}, {})):
-        # a temporary name, then a rename: a reader (the report) sees the old file or the new, never half
-        tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-        fig.savefig(tmp, format=path.suffix[1:], bbox_inches="tight", **options)
-        os.replace(tmp, path)
+    for path, options in zip(paths, ({"dpi": 130}, {})):  # a reader (the report) never sees half a figure
+        atomic_write(path, lambda tmp, path=path, options=options: fig.savefig(
+            tmp, format=path.suffix[1:], bbox_inches="tight", **options))
     plt.close(fig)
     return paths
 

@@ -88,19 +88,26 @@ def output_folder_problem(folder):
     return None
 
 
-def write_json(obj, path):
-    """Written whole or not at all: a temporary name in the same folder, then a rename."""
+def atomic_write(path, write):
+    """``write(temporary path)`` in ``path``'s folder under a name of this writer's own, then rename:
+    a reader sees the old file or the new one, never half of one."""
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_plain(obj), indent=1, allow_nan=False)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
     try:
-        with os.fdopen(handle, "w") as f:
-            f.write(text)
+        write(pathlib.Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(obj, path):
+    """Written whole or not at all (``atomic_write``)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_plain(obj), indent=1, allow_nan=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
     return path
 
 

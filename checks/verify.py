@@ -344,7 +344,7 @@ def verify(fun, x, grad=None, hvp=None, gnvp=None, residual=None, jvp=None, vjp=
 
     with mpmath.workdps(MP_DPS):  # does fun compute in mpmath? asked once, for every 50-digit check
         mp_reason = _mp_reason(fun, x, ps[0], point)
-    complex_reason = _complex_reason(fun, x, ps, point)
+    complex_reason = _complex_reason(fun, x, ps, point, kinks)
     if grad is not None:
         g = _vector("grad(x)", _call("grad", grad, x), n)
         curves = _gradient_checks(point, g, grad, ps, dense_limit, judge_along, judge_entries, cannot,
@@ -384,7 +384,7 @@ def _mp_reason(fun, x, p, point):
     return None
 
 
-def _complex_reason(fun, x, ps, point):
+def _complex_reason(fun, x, ps, point, kinks):
     """None if the complex step of fun can be trusted, else why not."""
     if point.float32:
         return "fun computes in float32: the complex step needs float64 (for JAX: jax_enable_x64)"
@@ -399,7 +399,7 @@ def _complex_reason(fun, x, ps, point):
             d = [(_at_step(fun, x + s * p) - _at_step(fun, x - s * p)) / (2 * s) for s in (h, h / 2)]
             estimates.append((4 * d[1] - d[0]) / 3)
         estimates = np.array(estimates)
-        if not np.isfinite(estimates).any() or point.kink(p) is not None:
+        if not np.isfinite(estimates).any() or kinks[k] is not None:
             continue
         # the largest change over three neighbouring steps, and the rounding (noise of f) / h at them
         rounding = 2 * (point.noise + point.eps * abs(point.f0)) / steps

@@ -12,12 +12,12 @@ import json
 import os
 import pathlib
 import socket
-import tempfile
 import time
 
 import numpy as np
 
 from checks.provenance import source_hash
+from checks.records import atomic_write
 
 
 def code_version():
@@ -33,19 +33,6 @@ def run_key(config, data_id, version):
 
 class StudyError(RuntimeError):
     """The study cannot go on: a run failed, the folder is taken, or workers saw other data."""
-
-
-def atomic_write(path, write):
-    """Write through a temporary file of this writer's own (unique name), then rename atomically."""
-    path = pathlib.Path(path)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(pathlib.Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_record(folder, record, arrays):

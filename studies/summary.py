@@ -5,10 +5,11 @@ import json
 import math
 import pathlib
 
+from checks.records import atomic_write
 from studies import data as study_data
 from studies import pca
 from studies.protocol import HF_DEFAULT, HF_GRID, OPTIMIZERS, STEP_GRID, TARGET_FACTOR, describe_config, seed_list
-from studies.store import StudyError, atomic_write, code_version, run_key
+from studies.store import StudyError, code_version, run_key
 
 
 def _median(values):
