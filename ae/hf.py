@@ -50,6 +50,15 @@ class CGResult(NamedTuple):
     stopped_by: str  # "progress" (Martens' rule), "max_iterations" or "curvature" (p.Ap <= 0)
 
 
+def progress_stalled(phis, tolerance):
+    """Martens' CG stopping rule on phis = [phi_0, ..., phi_i]: over the last k = max(10, i/10)
+    iterations phi (negative) fell by less than k * tolerance of its value."""
+    i = len(phis) - 1
+    k = max(10, i // 10)
+    phi = phis[i]
+    return i > k and phi < 0 and (phi - phis[i - k]) / phi < k * tolerance
+
+
 def conjugate_gradient(A, b, x0, preconditioner, max_iterations, tolerance=5e-4):
     """Minimise phi(x) = 1/2 x.Ax - b.x by preconditioned CG from x0; returns a CGResult."""
     x = x0
@@ -78,8 +87,7 @@ def conjugate_gradient(A, b, x0, preconditioner, max_iterations, tolerance=5e-4)
             while next_save <= i:
                 j += 1
                 next_save = math.ceil(1.3**j)
-        k = max(10, i // 10)
-        if i > k and phi < 0 and (phi - phis[i - k]) / phi < k * tolerance:
+        if progress_stalled(phis, tolerance):
             stopped_by = "progress"
             break
         y = r / preconditioner

@@ -311,3 +311,16 @@ def test_the_sentence_says_exactly_what_the_records_prove():
         "derivatives within 1e-58 (loss: absolute bounds, the exact value may be 0); 1 bounds exceed their targets")
     assert certified.sentence([{"verdict": "cannot run", "reason": "cannot run: no flint"}]) == \
         "nothing proven: cannot run: no flint"
+
+
+def test_the_50_digit_engine_values_are_computed_at_50_digits_exactly_and_leave_mpmath_as_it_was():
+    model, inputs, w, p, _ = case(suite.QUICK[3])
+    before = mpmath.mp.dps
+    values = certified.engine_values(model, inputs, w, p, "mpmath")
+    assert mpmath.mp.dps == before
+    with mpmath.workdps(50):
+        model.set_weights(numeric.to_mp(w))
+        loss, grad = model.compute_loss(numeric.to_mp(inputs))
+        hv = model.compute_hessvec(numeric.to_mp(p))
+    assert values["loss"][0] == loss and all(a == b for a, b in zip(values["gradient"], grad))
+    assert all(a == b for a, b in zip(values["Hv"], hv))

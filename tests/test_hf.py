@@ -9,7 +9,7 @@ import pytest
 
 import ae
 from ae import numeric, optim
-from ae.hf import HessianFree, backtrack, conjugate_gradient, levenberg_marquardt
+from ae.hf import HessianFree, backtrack, conjugate_gradient, levenberg_marquardt, progress_stalled
 
 
 class QuadraticModel:
@@ -379,3 +379,57 @@ def test_cg_used_alone_stops_by_the_same_rule_as_hessian_free():
     import inspect
 
     assert inspect.signature(conjugate_gradient).parameters["tolerance"].default == HessianFree().cg_tolerance == 5e-4
+
+
+# The progress rule on made-up phi sequences of dyadic numbers: every comparison below is exact, so
+# each boundary is tested where it lies and no round-off can move it.
+TOLERANCE = 2.0**-10
+
+
+def stalled_after(i, phi_i, earlier, k):
+    """phis of length i + 1, phi_i at the end, phis[i - k] = earlier, the rest 0 (far above)."""
+    phis = [0.0] * (i + 1)
+    phis[i], phis[i - k] = phi_i, earlier
+    return phis
+
+
+def test_the_progress_rule_looks_back_k_equal_to_the_larger_of_10_and_a_tenth_of_i():
+    # flat over the last k iterations, far from it one iteration earlier or later
+    assert progress_stalled(stalled_after(11, -1.0, -1.0, 10), TOLERANCE)
+    assert progress_stalled(stalled_after(110, -1.0, -1.0, 11), TOLERANCE)  # k = 110 // 10 = 11
+    assert not progress_stalled(stalled_after(110, -1.0, -1.0, 10), TOLERANCE)
+    assert not progress_stalled(stalled_after(109, -1.0, -1.0, 11), TOLERANCE)  # k = 10 there
+
+
+def test_the_progress_rule_needs_more_than_k_iterations_and_a_negative_phi():
+    assert not progress_stalled([-1.0] * 11, TOLERANCE)  # i = 10 = k: not yet
+    assert progress_stalled([-1.0] * 12, TOLERANCE)
+    assert not progress_stalled([0.0] * 12, TOLERANCE)  # phi = 0: nothing to compare with
+    assert not progress_stalled([0.5] * 12, TOLERANCE)  # phi > 0: CG has not reached a decrease
+
+
+def test_the_progress_rule_is_a_strict_inequality_at_k_times_the_tolerance():
+    k = 10
+    at_the_bound = -1.0 + k * TOLERANCE  # (phi_i - phi_{i-k}) / phi_i = k * tolerance exactly
+    assert not progress_stalled(stalled_after(11, -1.0, at_the_bound, k), TOLERANCE)
+    assert progress_stalled(stalled_after(11, -1.0, at_the_bound - TOLERANCE / 8, k), TOLERANCE)
+    assert not progress_stalled(stalled_after(11, -1.0, at_the_bound + TOLERANCE / 8, k), TOLERANCE)
+
+
+class OverflowingModel(QuadraticModel):
+    """The quadratic at its start, +inf anywhere else: every CG iterate overflows the objective."""
+
+    def compute_loss(self, batch):
+        loss, grad = super().compute_loss(batch)
+        return (loss if np.array_equal(self.w, self.start) else np.inf), grad
+
+
+def test_an_overflowing_objective_gives_no_reduction_ratio_raises_lambda_and_stays_put():
+    A = spd(10, 10)
+    w = np.random.default_rng(8).standard_normal(10)
+    model = OverflowingModel(A, np.zeros(10), A)
+    model.start = w.copy()
+    new, f0, state, info = hf_step(model, w, damping=0.5)
+    assert math.isfinite(f0) and info["reduction_ratio"] is None
+    assert state["damping"] == pytest.approx(0.75) and info["step_length"] == 0.0
+    assert np.array_equal(new, w)

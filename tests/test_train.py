@@ -115,6 +115,21 @@ def test_display_shows_a_progress_bar(capsys):
     assert "adam" in err and "2/2" in err and "train_loss" in err
 
 
+def test_the_progress_bar_is_disabled_unless_display_is_asked_for(monkeypatch):
+    # the bar's own switch, seen where it is made (captured output depends on how tqdm finds a stream)
+    asked = []
+    real_tqdm = ae.train.tqdm
+
+    def recording_tqdm(*args, **kwargs):
+        asked.append(kwargs.get("disable"))
+        return real_tqdm(*args, **kwargs)
+
+    monkeypatch.setattr(ae.train, "tqdm", recording_tqdm)
+    small_model().run_adam(manifold_data(20), num_epoch=1, minibatch_size=10)
+    small_model().run_adam(manifold_data(20), num_epoch=1, minibatch_size=10, display=True)
+    assert asked == [True, False]
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(step_size=0), ValueError, "step_size must be positive"),
     (dict(step_size=-1e-3), ValueError, "step_size must be positive"),
