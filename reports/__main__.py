@@ -1,9 +1,10 @@
-"""python -m reports [--full] [--from-records] [--results DIR] [--out PDF]
+"""python -m reports [--full] [--from-records] [--data-dir DIR] [--results DIR] [--out PDF]
 python -m reports --engine PACKAGE_OR_FOLDER [--out PDF]
 
 The main job: runs the checks, the MNIST study, the small optimizer problem
 (quick mode unless --full) and the engine benchmark, then builds the PDF from
-their records.
+their records. The study runs on the embedded digits, or on the IDX files in
+--data-dir (official MNIST, say).
 With --from-records it only rebuilds the PDF from the records already there.
 With --engine it examines another implementation of the course API (python -m
 checks --engine) and writes a PDF of the findings.
@@ -21,12 +22,15 @@ from checks.records import output_folder_problem
 from reports.build import ReportError, build, build_class_report, build_engine_report, typst_module
 from studies import __main__ as studies_cli
 from studies import bench, synthetic
+from studies.data import DataError, find_idx_files
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="full checks and full study (hours)")
     parser.add_argument("--from-records", action="store_true", help="only rebuild the PDF from existing records")
+    parser.add_argument("--data-dir", default=None,
+                        help="the study's data: a folder of the four IDX files (default: the embedded digits)")
     parser.add_argument("--results", default="results")
     parser.add_argument("--out", default="reports/report.pdf")
     parser.add_argument("--workers", type=int, default=2)
@@ -44,6 +48,12 @@ def main(argv=None):
         problem = output_folder_problem(folder)
         if problem:
             print(f"{flag}: cannot write to {folder}: {problem}", file=sys.stderr)
+            return 2
+    if args.data_dir:
+        try:
+            find_idx_files(args.data_dir)
+        except DataError as error:
+            print(f"--data-dir: {error}", file=sys.stderr)
             return 2
     if args.engine:
         whole_class = classroom.submissions(args.engine) is not None
@@ -75,6 +85,7 @@ def main(argv=None):
         status |= checks_cli.main((["--quick"] if not args.full else []) + ["--out", f"{args.results}/checks{suffix}"])
         stage("2/5 MNIST optimizer study")
         status |= studies_cli.main((["--quick"] if not args.full else [])
+                                   + (["--data-dir", args.data_dir] if args.data_dir else [])
                                    + ["--out", f"{args.results}/study{suffix}", "--workers", str(args.workers)])
         stage("3/5 optimizers on a small problem")
         status |= synthetic.main(["--out", f"{args.results}/synthetic.json"]) or 0

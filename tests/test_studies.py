@@ -78,6 +78,29 @@ def test_idx_folder_round_trip_with_the_official_test_set_and_a_seeded_validatio
         study_data.load_idx_folder(tmp_path)  # 60 digits cannot give a validation set of 5000
 
 
+def test_idx_data_is_named_mnist_only_when_every_file_is_the_official_one(tmp_path, monkeypatch):
+    fashion, other = tmp_path / "fashion", tmp_path / "other"
+    for folder, seed in ((fashion, 0), (other, 1)):
+        folder.mkdir()
+        write_idx_folder(folder, seed=seed)
+    a = study_data.load_idx_folder(fashion, n_validation=20)
+    b = study_data.load_idx_folder(other, n_validation=20)
+    for data in (a, b):  # made-up files: named by their fingerprint, never "MNIST"
+        assert data.name.startswith(f"IDX data {data.fingerprint()} (") and "MNIST" not in data.name
+        assert "not the official MNIST files" in data.source and str(tmp_path) in data.source
+    assert a.fingerprint() != b.fingerprint()
+    assert "40 train / 20 validation of the training file's digits, seed 0 / 20 test" in a.name
+    # the same files with their MD5 made the official ones: now (and only now) they are MNIST
+    official = {stem: hashlib.md5(gzip.decompress((fashion / f"{stem}.gz").read_bytes())).hexdigest()
+                for stem in study_data.IDX_FILES.values()}
+    monkeypatch.setattr(study_data, "OFFICIAL_MNIST_MD5", official)
+    assert study_data.load_idx_folder(fashion, n_validation=20).name.startswith("MNIST (40 train")
+    assert study_data.load_idx_folder(fashion, n_validation=20).source.startswith("the official MNIST IDX files")
+    assert study_data.load_idx_folder(other, n_validation=20).name.startswith("IDX data")
+    described = a.describe()
+    assert (described["source"], described["fingerprint"]) == (a.source, a.fingerprint())
+
+
 def test_environment_variable_names_the_folder(tmp_path, monkeypatch):
     write_idx_folder(tmp_path)
     monkeypatch.setenv("AE_MNIST_DIR", str(tmp_path))
