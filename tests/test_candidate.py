@@ -7,6 +7,7 @@ import pathlib
 import re
 import shutil
 
+import numpy as np
 import pytest
 
 from checks import __main__ as checks_cli
@@ -78,6 +79,9 @@ def test_each_classic_bug_fails_naming_where(tmp_path, monkeypatch, capsys, bug,
     assert any(re.search(expected, line) for line in roots), "\n".join(saved["findings"])
     out = capsys.readouterr().out
     assert "FAILED" in out and "Traceback" not in out
+    calls_that_failed = [r for r in saved["records"] if r["quantity"] in ("raised", "not implemented")
+                         or r["quantity"].startswith("argument")]  # recorded by the lab's engine check
+    assert all(r["check"] == "engine" and r["verdict"] in ("fail", "not implemented") for r in calls_that_failed)
 
 
 def test_one_root_cause_is_one_line_whatever_layers_and_nets_show_it(tmp_path, monkeypatch):
@@ -241,3 +245,62 @@ def test_a_second_implementation_with_another_layout_is_read_and_judged_the_same
         assert layout.tolist() == [6, 7, 0, 3, 1, 4, 2, 5] and bias  # [b0 b1 | W00 W10 | W01 W11 | W02 W12]
     else:
         assert code == 1 and len(roots) == 1 and re.search(expected, roots[0]), "\n".join(saved["findings"])
+
+
+# --- the lab's own judges, on made-up values and records ----------------------------------------
+
+@pytest.mark.parametrize("factor, sentence", [
+    (7.0, "is N times the reference: the 1/N of formula (1) is missing"),
+    (1 / 7, "is 1/N times the reference: it divides by N once more than formula (1)"),
+    (-1.0, "is -1 times the reference"), (2.0, "is 2 times the reference"), (0.5, "is 1/2 times the reference"),
+    (6.0, "is N-1 times the reference"), (3.25, "is 3.25 times the reference"),
+])
+def test_diagnose_names_each_classic_factor(factor, sentence):
+    exact = np.array([1.0, -2.0, 0.5, 3.0])
+    assert candidate.diagnose(factor * exact, exact, n=7) == (sentence, pytest.approx(factor, rel=1e-15))
+
+
+def test_diagnose_names_a_transpose_a_hypothesis_and_nothing_else():
+    exact = np.arange(1.0, 7.0)  # a 2 x 3 matrix raveled
+    assert candidate.diagnose(exact.reshape(2, 3).T.ravel(), exact, n=5, matrix=(2, 3)) == (
+        "is the reference transposed (raveled in W's place)", None)
+    assert candidate.diagnose(exact + 1, exact, n=5, hypotheses=[("uses pre-activations", exact + 1)]) == (
+        "uses pre-activations", None)
+    assert candidate.diagnose(exact + np.array([0, 0, 0, 0, 0, 1e-3]), exact, n=5, matrix=(2, 3)) == (None, None)
+    assert candidate.diagnose(exact * (1 + 1e-8), exact, n=5) == ("is 1 times the reference", pytest.approx(1 + 1e-8))
+    assert candidate.diagnose(np.zeros(6), exact, n=5) == (None, None)  # a zero result is no factor of anything
+
+
+def record(stage, quantity="gradient", net="a", layer=None):
+    return {"stage": stage, "quantity": quantity, "net": net, "layer": layer}
+
+
+@pytest.mark.parametrize("root, follower, explained", [
+    (record("model", "loss"), record("model", "Hv"), True),  # the loss's state is every product's
+    (record("model", "gradient"), record("model", "GNv"), True),
+    (record("model", "Hv"), record("model", "GNv"), False),
+    (record("model", "loss"), record("model", "gradient"), False),
+    (record("activation"), record("forward", net="b"), True),  # an activation: everything after it
+    (record("forward"), record("activation"), False),  # never backwards in the stages
+    (record("backward", layer=1), record("backward", layer=1), False),  # the same stage: not after it
+    (record("layout"), record("backward", layer=2), True),  # the layout: everything of its net
+    (record("layout"), record("backward", net="b", layer=2), False),
+    (record("forward", layer=1), record("model"), True),  # a layer's pass: the model after it
+    (record("forward", layer=1), record("verify"), True),
+    (record("forward", layer=1), record("backward", layer=1), True),  # the same layer's later passes
+    (record("forward", layer=1), record("backward", layer=2), False),
+    (record("forward", layer=1), record("model", net="b"), False),
+])
+def test_which_failure_explains_which(root, follower, explained):
+    assert candidate._explains(root, follower) is explained
+
+
+def test_a_finding_line_names_the_net_the_place_and_what_is_wrong():
+    wrong = {"net": "tanh tied", "where": "layer 1 backward", "quantity": "dW", "measured": 0.5, "threshold": 1e-12}
+    assert candidate._line(wrong) == "[net tanh tied] layer 1 backward: dW off by 5.0e-01 (target 1e-12)"
+    assert candidate._line({**wrong, "diagnosis": "is 2 times the reference"}, ["dW", "db"]) == (
+        "[net tanh tied] layer 1 backward: dW, db is 2 times the reference (off by 5.0e-01)")
+    assert candidate._line({**wrong, "net": None, "reason": "returned shape (3,)"}, ["dW"]) == (
+        "layer 1 backward: dW returned shape (3,)")
+    assert candidate._line({**wrong, "quantity": "raised", "reason": "ValueError: no"}) == (
+        "[net tanh tied] layer 1 backward: ValueError: no")

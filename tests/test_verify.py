@@ -162,6 +162,7 @@ def test_the_error_against_step_figure(tmp_path):
     problem = Problem(6)
     paths = verify(problem.fun, problem.x, grad=problem.grad).figure(tmp_path)
     assert all(path.exists() and path.stat().st_size > 1000 for path in paths)
+    assert sorted(path.name for path in paths) == ["error_vs_step_gradient.pdf", "error_vs_step_gradient.png"]
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -172,6 +173,8 @@ def test_the_error_against_step_figure(tmp_path):
     (dict(grad=lambda x: 1 / 0), r"grad raised ZeroDivisionError"),
     (dict(hvp=lambda x, p: np.ones((2, 5))), r"hvp\(x, p\) returned shape \(2, 5\)"),
     (dict(gnvp=lambda x, p: p), "gnvp needs residual"),
+    (dict(gnvp=lambda x, p: np.ones(9), residual=Problem(0).residual), r"gnvp\(x, p\) returned shape \(9,\)"),
+    (dict(gnvp=lambda x, p: 1 / 0, residual=Problem(0).residual), r"gnvp raised ZeroDivisionError"),
     (dict(grad=None), "nothing to verify"),
     (dict(x=np.ones((2, 5))), "x must be a non-empty flat vector"),
 ])
@@ -217,3 +220,70 @@ def test_jax_check_grads_misses_what_verify_catches():
         f.defvjp(lambda x: (f(x), x), lambda x, ct, g=wrong_grad: (ct * jnp.asarray(g(np.asarray(x))),))
         check_grads(f, (jnp.asarray(problem.x),), order=1, modes=["rev"])  # passes: the error is missed
         assert verify(problem.fun, problem.x, grad=wrong_grad).verdicts["gradient"] == "fail"
+
+
+def test_the_table_says_what_each_record_and_the_detection_power_say():
+    from checks.verify import Verification
+
+    records = [
+        {"quantity": "gradient", "check": "entrywise vs central", "measured": 0.25, "threshold": 1.0,
+         "verdict": "pass", "entry": 3, "error": 2.5e-17, "tolerance": 1e-16,
+         "agreement": "exact to working precision"},
+        {"quantity": "Hv", "check": "symmetry", "measured": 3e-15, "threshold": 1e-12, "verdict": "pass",
+         "direction": 1},
+        {"quantity": "GNv", "check": "complex step", "verdict": "cannot run", "reason": "residual is not analytic"},
+        {"quantity": "loss", "check": "taylor", "measured": 2.0, "threshold": 1.5, "verdict": "fail"},
+    ]
+    power = {"gradient": {"check": "complex step", "entries": {"smallest": {"smallest_caught": 1e-10},
+                                                                 "largest": {"smallest_caught": None}}}}
+    assert Verification(records, power, {}).table().splitlines() == [
+        "quantity   check                      measured    target  verdict",
+        "gradient   entrywise vs central       2.50e-01   1.0e+00  pass (worst entry 3: off by 2.5e-17, tolerance "
+        "1.0e-16; exact to working precision)",
+        "Hv         symmetry                   3.00e-15   1.0e-12  pass (direction 1)",
+        "GNv        complex step                      -         -  cannot run: residual is not analytic",
+        "loss       taylor                     2.00e+00   1.5e+00  fail",
+        "detection power, gradient (complex step): a relative error in one entry is caught down to: smallest 1e-10, "
+        "largest nothing",
+    ]
+
+
+def test_a_gnv_asymmetry_between_two_quiet_directions_is_judged_by_those_two_alone():
+    # verify's directions are the seeded unit vectors below; q is orthogonal to the first two, and
+    # along q the claim is both huge and noisy: neither may excuse the pair (0, 1)'s asymmetry
+    problem, n = Problem(3), 10
+    ps = [p / np.linalg.norm(p) for p in np.random.default_rng(0).standard_normal((3, n))]
+    q = np.linalg.qr(np.stack(ps, axis=1))[0][:, 2]
+    rng = np.random.default_rng(1)
+    S, K = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    M = S @ S.T + 1e-6 * (K - K.T)
+
+    def gnvp(y, p):
+        return M @ p + (1e12 + 1e9 * np.sin(1e12 * y.sum())) * (p @ q) * q
+
+    result = verify(problem.fun, problem.x, grad=problem.grad, gnvp=gnvp, residual=problem.residual)
+    pair = next(r for r in result.records if r["check"] == "symmetry" and r["quantity"] == "GNv"
+                and r["pair"] == [0, 1])
+    u, v = ps[0], ps[1]
+    asymmetry = abs(u @ gnvp(problem.x, v) - v @ gnvp(problem.x, u))
+    assert pair["verdict"] == "fail"
+    assert pair["measured"] == pytest.approx(
+        asymmetry / (np.linalg.norm(gnvp(problem.x, u)) + np.linalg.norm(gnvp(problem.x, v))), rel=1e-3)
+
+
+def test_a_residual_the_complex_step_cannot_take_is_named_in_the_gnv_record():
+    problem = Problem(0)
+
+    def gnvp(x, p):
+        return problem.vjp(x, problem.jvp(x, p))
+
+    def complex_step_gnv(result):
+        return [(r["verdict"], r.get("reason")) for r in result.records
+                if r["quantity"] == "GNv" and r["check"] == "complex step"]
+
+    real_only = verify(problem.fun, problem.x, gnvp=gnvp, residual=lambda x: np.abs(problem.residual(x)))
+    assert complex_step_gnv(real_only) == [
+        ("cannot run", "residual is not complex-analytic: it returned a real result for complex input")]
+    in_float32 = verify(lambda x: np.float32(problem.fun(x)), problem.x, gnvp=gnvp, residual=problem.residual)
+    assert complex_step_gnv(in_float32) == [
+        ("cannot run", "residual computes in float32: the complex step needs float64")]
