@@ -100,8 +100,71 @@ def test_the_lab_is_reproducible_bit_for_bit_from_its_seed(quick_records):
     def without_clocks(records):
         return [{k: v for k, v in r.items() if not k.endswith("seconds")} for r in records]
 
-    again, _ = suite.run_suite(quick=True, seed=0)
+    messages = []
+    again, curves = suite.run_suite(quick=True, seed=0, progress=messages.append)
     assert without_clocks(again) == without_clocks(quick_records)
+    # what the person waiting is told, and the curves the figures are drawn from
+    first = suite.describe(suite.build_case(suite.QUICK[0], 0)[0])
+    assert messages[:2] == [f"{first}: sweeps", f"{first}: Taylor test"]
+    assert messages[-1] == "G -> H as the residual vanishes" and all(isinstance(m, str) for m in messages)
+    assert set(curves["taylor"]) == {"float64", "mpmath"} and all(
+        len(curves["taylor"][d]["slopes"]) == 3 for d in ("float64", "mpmath"))
+    assert set(curves["sweeps"]) == set(curves["detection"]) == {"gradient", "Hv", "GNv"}
     other = suite.identity_records(*suite.build_case(suite.QUICK[0], 0)[:3], {}, seed=1)
     assert [r["measured"] for r in other] != [
         r["measured"] for r in suite.identity_records(*suite.build_case(suite.QUICK[0], 0)[:3], {}, seed=0)]
+
+
+PRECISION = {"float64": "eps 2.2e-16", "float32": "eps 1.2e-7", "mpmath": "50 digits"}
+
+
+def test_every_record_says_what_it_measured_in_which_number_type(quick_records):
+    for r in quick_records:
+        if r["verdict"] in ("pass", "fail", "info") and "estimator" not in r:
+            raise AssertionError(f"a record without its estimator: {r}")
+        if r["check"].startswith("certified"):
+            assert r["precision"].startswith("balls"), r  # the rest of its records: test_certified
+            continue
+        assert r["dtype"] in PRECISION and r.get("precision", "").startswith(PRECISION[r["dtype"]]), r
+    ladder = [r for r in quick_records if r["check"].endswith(" sweep") and r["verdict"] == "info"]
+    assert ladder and all(r["dtype"] == "float32" and r["quantity"] == "gradient" for r in ladder)
+    mp_taylor = [r for r in quick_records if r["check"] == "taylor slope" and r["dtype"] == "mpmath"]
+    assert len(mp_taylor) == 3
+    # quick mode measures detection power on its first net only; every quantity, by check "detection power"
+    first = suite.describe(suite.build_case(suite.QUICK[0], 0)[0])
+    power = [r for r in quick_records if r["check"] == "detection power"]
+    assert {r["net"] for r in power} == {first} and {r["quantity"] for r in power} == {"gradient", "Hv", "GNv"}
+    identities = [r for r in quick_records if r["check"].startswith(("adjoint", "symmetry u."))]
+    assert identities and all(r["estimator"] for r in identities)
+
+
+def test_a_false_alarm_of_the_lab_s_own_check_is_a_failure_of_detection_power():
+    result = {"ae-lab": {"largest": {"caught": [], "relative_size": 1.0, "smallest_caught": None,
+                                     "false_alarm": True}}}
+    [record] = suite.detection_records(result, "Hv", {"net": "x", "dtype": "float64"})
+    assert (record["check"], record["quantity"], record["verdict"]) == ("detection power", "Hv", "fail")
+    assert record["measured"] == float("inf") and record["note"] == "false alarm on the unmutated result"
+    assert record["net"] == "x" and record["estimator"] == "ae-lab" and record["entry"] == "largest"
+
+
+def test_float32_is_judged_against_50_digits_at_the_same_float32_weights():
+    # the estimator's promise: same weights, so the measured error is float32 arithmetic alone, never
+    # the rounding of the weights (which a float64 reference would add)
+    import mpmath
+
+    from ae import numeric
+    from checks.estimators import relative_error
+
+    model, inputs, w, p = suite.build_case(suite.QUICK[0], 0)
+    found = {r["quantity"]: r["measured"] for r in suite.float32_records(model, inputs, w, p, {})}
+    single, exact = {}, {}
+    for out, convert in ((single, lambda a: a.astype(np.float32)),
+                         (exact, lambda a: numeric.to_mp(a.astype(np.float32)))):
+        with mpmath.workdps(50):
+            model.set_weights(convert(w))
+            out["loss"], out["gradient"] = model.compute_loss(convert(inputs))
+            out["Hv"] = model.compute_hessvec(convert(p))
+    with mpmath.workdps(50):
+        for quantity in ("loss", "gradient", "Hv"):
+            expected = relative_error(numeric.to_mp(np.asarray(single[quantity])), exact[quantity])
+            assert found[quantity] == pytest.approx(expected, rel=1e-6), quantity
