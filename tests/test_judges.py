@@ -110,6 +110,8 @@ def test_the_lab_is_reproducible_bit_for_bit_from_its_seed(quick_records):
     assert set(curves["taylor"]) == {"float64", "mpmath"} and all(
         len(curves["taylor"][d]["slopes"]) == 3 for d in ("float64", "mpmath"))
     assert set(curves["sweeps"]) == set(curves["detection"]) == {"gradient", "Hv", "GNv"}
+    sizes = {q: curves["detection"][q]["ae-lab"]["largest entry"]["relative_size"] for q in curves["detection"]}
+    assert len(set(sizes.values())) == 3, sizes  # each quantity's own detection power, not one thrice
     other = suite.identity_records(*suite.build_case(suite.QUICK[0], 0)[:3], {}, seed=1)
     assert [r["measured"] for r in other] != [
         r["measured"] for r in suite.identity_records(*suite.build_case(suite.QUICK[0], 0)[:3], {}, seed=0)]
@@ -136,6 +138,12 @@ def test_every_record_says_what_it_measured_in_which_number_type(quick_records):
     assert {r["net"] for r in power} == {first} and {r["quantity"] for r in power} == {"gradient", "Hv", "GNv"}
     identities = [r for r in quick_records if r["check"].startswith(("adjoint", "symmetry u."))]
     assert identities and all(r["estimator"] for r in identities)
+    assert all(r["seed"] == 0 for r in quick_records if r["net"] == first)  # the seed that remakes it
+    certified_records = [r for r in quick_records if r["check"].startswith("certified")]
+    assert certified_records and all(r["net_seconds"] > 0 for r in certified_records)  # README's figure
+    gap = {r["quantity"]: r for r in quick_records if r["check"] == "G -> H as residual -> 0"}
+    assert set(gap) == {"slope of gap vs residual", "gap at zero residual"}
+    assert gap["slope of gap vs residual"]["predicted"] == 1
 
 
 def test_a_false_alarm_of_the_lab_s_own_check_is_a_failure_of_detection_power():
