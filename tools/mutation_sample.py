@@ -8,6 +8,7 @@ mutants. Generating the mutants is mutmut's own first step (mutmut 3.8, pinned i
 `mutation`); running them is `mutmut run NAME ...`.
 """
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -48,7 +49,8 @@ def main(argv=None):
     parser.add_argument("--names", action="store_true", help="print the sample's names and stop")
     parser.add_argument("--max-children", type=int, default=2)
     args = parser.parse_args(argv)
-    generate_mutants()
+    with contextlib.redirect_stdout(sys.stderr):  # mutmut's own messages; stdout is the sample
+        generate_mutants()
     chosen = sample(mutant_names(args.module), args.size, args.seed)
     if args.names:
         print("\n".join(chosen))
