@@ -176,3 +176,68 @@ def test_float32_is_judged_against_50_digits_at_the_same_float32_weights():
         for quantity in ("loss", "gradient", "Hv"):
             expected = relative_error(numeric.to_mp(np.asarray(single[quantity])), exact[quantity])
             assert found[quantity] == pytest.approx(expected, rel=1e-6), quantity
+
+
+def lab_catalogue():
+    """Every record the quick lab writes for its first net (certified and detection power aside): check,
+    quantity, number type, estimator, target and, for the complex steps, the band of steps judged."""
+    T = DESIGN_TARGETS
+    rows = set()
+    for q in ("gradient", "Hv", "GNv"):
+        rows |= {("forward at sqrt(eps)", q, "float64", "forward", T["forward at sqrt(eps)"], None),
+                 ("central best", q, "float64", "central", T["central best"][q], None),
+                 ("complex step", q, "float64", "complex", T["complex step"], (1e-20, 1e-200)),
+                 ("mp-central best", q, "mpmath", "mp-central", T["mp-central best"], None),
+                 ("mp-complex step", q, "mpmath", "mp-complex", T["mp-complex"], (1e-30, 1e-200))}
+        rows |= {(f"{name} slope", q, dtype, name, T["slope"], None) for name, dtype in (
+            ("forward", "float64"), ("central", "float64"), ("complex", "float64"), ("mp-central", "mpmath"),
+            ("mp-complex", "mpmath"))}
+    rows |= {(f"{name} sweep", "gradient", "float32", name, None, None) for name in ("forward", "central", "complex")}
+    rows |= {("taylor slope", f"order {k}", dtype, label, T["taylor slope"], None)
+             for k, label in ((1, "F(w+hp)-F"), (2, "-h g.p"), (3, "-h^2/2 p.Hp")) for dtype in ("float64", "mpmath")}
+    rows |= {("dense H", "H", "float64", "Hv products vs mpmath", T["dense"], None),
+             ("dense H", "H", "float64", "complex step vs mpmath", T["dense"], None),
+             ("dense H", "H", "float64", "central difference vs mpmath", T["dense central"], None),
+             ("dense G", "G", "float64", "GN products vs J^T J/N (complex-step J)", T["dense"], None),
+             ("dense G", "G", "float64", "GN products vs mpmath", T["dense"], None),
+             ("symmetry (dense)", "H", "float64", "||A - A^T|| / ||A||", T["symmetry"], None),
+             ("symmetry (dense)", "G", "float64", "||A - A^T|| / ||A||", T["symmetry"], None),
+             ("G positive semi-definite", "G", "float64", "max(0, -lambda_min / lambda_max)", T["psd"], None),
+             ("H eigenvalues", "H", "float64", "number of negative eigenvalues", None, None),
+             ("adjoint u.(Jv) = (J^T u).v", "J", "float64", "R-forward vs backward", T["adjoint"], None),
+             ("symmetry u.(Av) = v.(Au)", "H", "float64", "random u, v", T["symmetry"], None),
+             ("symmetry u.(Av) = v.(Au)", "G", "float64", "random u, v", T["symmetry"], None)}
+    rows |= {("float32 vs mpmath", q, "float32", "float32 engine vs 50-digit engine, same weights",
+              T["float32 vs mpmath"], None) for q in ("loss", "gradient", "Hv", "GNv")}
+    return rows
+
+
+def test_the_lab_writes_its_catalogue_of_records_for_its_first_net(quick_records):
+    first = suite.describe(suite.build_case(suite.QUICK[0], 0)[0])
+    found = [(r["check"], r["quantity"], r["dtype"], r["estimator"], r.get("threshold"),
+              tuple(r["steps"]) if r["check"].endswith("complex step") else None)
+             for r in quick_records if r.get("net") == first
+             and not r["check"].startswith("certified") and r["check"] != "detection power"]
+    assert len(found) == len(set(found)) and set(found) == lab_catalogue()
+    sweeps_ = [r for r in quick_records if r.get("net") == first and " sweep" in r["check"]]
+    assert all(r["best_step"] > 0 for r in sweeps_)  # the precision ladder's best steps
+    assert all(r["steps"] for r in quick_records if r.get("net") == first and r["check"].endswith(" best"))
+
+
+def test_the_eigenvalue_ranges_are_those_of_the_dense_matrices():
+    from checks import dense
+
+    model, inputs, w, _ = suite.build_case(suite.QUICK[0], 0)
+    found = {r["check"]: r for r in suite.dense_records(model, inputs, w, {})}
+    Hs, Gs = dense.hessians(model, inputs, w, dps=suite.MP_DPS)
+    eig_G = np.linalg.eigvalsh(Gs["GN products"])
+    eig_H = np.linalg.eigvalsh((Hs["Hv products"] + Hs["Hv products"].T) / 2)
+    assert found["G positive semi-definite"]["eigenvalue_range"] == pytest.approx([eig_G[0], eig_G[-1]])
+    assert found["H eigenvalues"]["eigenvalue_range"] == pytest.approx([eig_H[0], eig_H[-1]])
+
+
+def test_a_sweep_whose_every_step_is_nan_cannot_run_and_says_why():
+    curve = {"complex": {"h": np.logspace(-1, -30, 30), "error": np.full(30, np.nan)}}
+    [record] = suite.sweep_records(curve, "Hv", {"net": "x"})
+    assert (record["check"], record["quantity"], record["verdict"]) == ("complex sweep", "Hv", "cannot run")
+    assert record["reason"] == "every step straddles a ReLU kink or underflows"
