@@ -241,3 +241,24 @@ def test_a_sweep_whose_every_step_is_nan_cannot_run_and_says_why():
     [record] = suite.sweep_records(curve, "Hv", {"net": "x"})
     assert (record["check"], record["quantity"], record["verdict"]) == ("complex sweep", "Hv", "cannot run")
     assert record["reason"] == "every step straddles a ReLU kink or underflows"
+
+
+def test_taylor_records_give_each_order_its_slope_or_say_why_not():
+    result = {"slopes": [1.02, np.nan, 2.9], "windows": [slice(0, 4), slice(0, 4), slice(2, 6)],
+              "h": np.logspace(0, -7, 8)}
+    first, second, third = suite.taylor_records(result, {"net": "x"})
+    assert (first["check"], first["quantity"], first["slope"], first["predicted"]) == (
+        "taylor slope", "order 1", 1.02, 1)
+    assert first["measured"] == pytest.approx(0.02) and first["steps"] == [1.0, 1e-3]
+    assert (second["check"], second["quantity"], second["verdict"]) == ("taylor slope", "order 2", "cannot run")
+    assert second["reason"].startswith("fewer than 4 steps above round-off and below the nearest kink")
+    assert (third["slope"], third["predicted"], third["verdict"]) == (2.9, 3, "fail")  # 0.1 off: above 0.05
+
+
+def test_a_sweep_without_a_truncation_regime_says_why_its_slope_cannot_be_measured():
+    h = np.logspace(-1, -12, 12)
+    curve = {"central": {"h": h, "error": np.full(12, 1e-17)}}  # every step already at round-off
+    slope = [r for r in suite.sweep_records(curve, "gradient", {"net": "x"}) if r["check"] == "central slope"]
+    assert [(r["verdict"], r["reason"]) for r in slope] == [(
+        "cannot run", "fewer than 3 steps in the truncation regime (none at all when the quantity is a "
+        "low-degree polynomial in w, or every larger step straddles a kink)")]
