@@ -195,7 +195,12 @@ class Lab:
         """A verdict: normwise relative error of the candidate's value against the exact one, and a
         diagnosis when it is wrong.  A value of another shape is compared where it broadcasts."""
         exact = numeric.to_float64(np.asarray(exact))
-        theirs = np.asarray(theirs, dtype=float)
+        try:
+            theirs = np.asarray(theirs, dtype=float)
+        except (TypeError, ValueError):
+            self.failure(stage, where, part, f"returned {type(theirs).__name__} {str(theirs)[:60]!r}, not numbers",
+                         layer)
+            return
         note = None
         if theirs.shape != exact.shape:
             try:
@@ -537,8 +542,14 @@ class Lab:
             return np.asarray(v, dtype=float)[perm]
 
         def to_ours(v):
+            try:
+                v = np.asarray(v, dtype=float).ravel()
+            except (TypeError, ValueError):
+                return v  # compare() says what it is
+            if v.size != len(perm):
+                return v  # compare() names the wrong length
             out = np.empty(len(perm))
-            out[perm] = np.asarray(v, dtype=float).ravel()
+            out[perm] = v
             return out
 
         ours = ae.Autoencoder([ae.FCLayer(shape, from_letter(g), use_bias=b)

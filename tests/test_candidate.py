@@ -70,6 +70,10 @@ def test_the_layout_probe_finds_the_bias_column():
     ("Rp_forward_overwrites_its_input", r"Rp_forward: state Rp_forward changes the stored Z that Rp_backward reads"),
     ("relu_deriv_is_a_scalar", r"^activation ReluActivationFunction deriv: deriv off by"),
     ("transposed_R_weight_derivative", r"layers? [\d, ]+ Rp_backward: R\{dW\} is the reference transposed"),
+    ("backward_divides_by_zero", r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] layers 0, 1, 2, 3 backward: raised "
+                                 r"ZeroDivisionError: division by zero \(layers\.py:\d+: raise ZeroDivisionError"),
+    ("backward_returns_the_gradient_one_entry_short", r"^\[net 6-4-2-4-6 tlts\] layer 0 backward: weights 27 "
+                                                      r"entries, the layer has 28$"),
 ])
 def test_each_classic_bug_fails_naming_where(tmp_path, monkeypatch, capsys, bug, expected):
     code, saved = run(tmp_path, monkeypatch, bug)
@@ -81,7 +85,20 @@ def test_each_classic_bug_fails_naming_where(tmp_path, monkeypatch, capsys, bug,
     assert "FAILED" in out and "Traceback" not in out
     calls_that_failed = [r for r in saved["records"] if r["quantity"] in ("raised", "not implemented")
                          or r["quantity"].startswith("argument")]  # recorded by the lab's engine check
-    assert all(r["check"] == "engine" and r["verdict"] in ("fail", "not implemented") for r in calls_that_failed)
+    assert all(r["check"] == "engine" and r["verdict"] == ("not implemented" if r["quantity"] == "not implemented"
+                                                          else "fail") for r in calls_that_failed)
+    assert all(r["engine"] == "course_engine" for r in saved["records"])  # the verify records too
+    for r in saved["records"]:  # a pass that could not run because an earlier one raised says which
+        if r.get("reason", "").endswith(" raised first"):
+            assert r["check"] == "engine" and r["where"] == f"layer {r['layer']} {r['quantity']}", r
+
+
+def test_a_gradient_of_the_wrong_length_is_named_where_it_is_made_and_where_it_shows(tmp_path, monkeypatch):
+    code, saved = run(tmp_path, monkeypatch, "backward_returns_the_gradient_one_entry_short")
+    assert code == 1
+    assert "    follows from it: [net 6-4-2-4-6 tlts] model: gradient shape (76,), expected (80,)" in saved["findings"]
+    short = next(r for r in saved["records"] if r["where"] == "model" and r["quantity"] == "gradient")
+    assert (short["verdict"], short["reason"]) == ("fail", "shape (76,), expected (80,)")
 
 
 def test_one_root_cause_is_one_line_whatever_layers_and_nets_show_it(tmp_path, monkeypatch):
