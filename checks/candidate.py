@@ -307,7 +307,7 @@ class Lab:
             text = _line(root, [r["quantity"] for r in group]).split("] ", 1)[-1]
             general = text
             if root.get("diagnosis") or root.get("reason"):  # by what it is, not where or how far
-                general = re.sub(r" \(off by [^)]*\)$", "", re.sub(r"^layer \d+ ", "layer K ", text))
+                general = re.sub(r" \(off by [^)]*\)$", "", re.sub(r"^layer \d+(?=[ :])", "layer K", text))
             merged.setdefault(general, []).append(group)
         lines = []
         for general, groups in merged.items():
@@ -617,7 +617,7 @@ class Lab:
         for k, (exact, preactivations) in enumerate(activations):
             value = self.call("model", "model get_activations", net.get_activations, k)
             if value is not FAILED:
-                self.compare("model", "model", f"get_activations({k})", np.asarray(value, dtype=float), exact,
+                self.compare("model", "model", f"get_activations({k})", value, exact,
                              hypotheses=[("returns the pre-activations u, not the outputs z = g(u)", preactivations)])
 
     def verify_model(self, model, setter, X):

@@ -72,6 +72,10 @@ def test_the_layout_probe_finds_the_bias_column():
     ("transposed_R_weight_derivative", r"layers? [\d, ]+ Rp_backward: R\{dW\} is the reference transposed"),
     ("backward_divides_by_zero", r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] layers 0, 1, 2, 3 backward: raised "
                                  r"ZeroDivisionError: division by zero \(layers\.py:\d+: raise ZeroDivisionError"),
+    ("constructor_wants_n_in_and_n_out", r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] layers 0, 1, 2, 3: weight layout "
+                                         r"probing raised TypeError: FCLayer\(\) wants n_in, n_out and afun$"),
+    ("get_activations_counts_layers_from_1", r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] model get_activations: raised "
+                                             r"IndexError: list index out of range \(ffnet\.py:\d+"),
     ("backward_returns_the_gradient_one_entry_short", r"^\[net 6-4-2-4-6 tlts\] layer 0 backward: weights 27 "
                                                       r"entries, the layer has 28$"),
 ])
