@@ -417,3 +417,17 @@ def test_a_first_step_whose_objective_breaks_the_bound_keeps_the_initial_weights
     with pytest.warns(RuntimeWarning):
         history = ae.train.train(model, Scripted([w0 + 1.0], [float("inf")]), data, num_epoch=1, minibatch_size=20)
     assert history["diverged"]["kept"] == "the initial weights" and np.array_equal(model.get_weights(), w0)
+
+
+def test_a_full_batch_is_used_in_its_own_column_order():
+    # shuffling a full batch would only change round-off, so it is not shuffled: one epoch of full-batch
+    # SGD is one step on the gradient of the data as given, bit for bit
+    data = manifold_data(n=30)
+    model = small_model()
+    w0 = model.get_weights().copy()
+    model.run_sgd(data, step_size=0.05, num_epoch=1, minibatch_size=30, l2_coef=1e-3)
+    reference = small_model()
+    reference.set_weights(w0)
+    _, grad = reference.compute_loss(data.copy())
+    step, _ = ae.optim.SGD(0.05).update(grad + 1e-3 * w0, ae.optim.SGD(0.05).init(w0))
+    assert np.array_equal(model.get_weights(), step + w0)
