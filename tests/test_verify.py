@@ -287,3 +287,9 @@ def test_a_residual_the_complex_step_cannot_take_is_named_in_the_gnv_record():
     in_float32 = verify(lambda x: np.float32(problem.fun(x)), problem.x, gnvp=gnvp, residual=problem.residual)
     assert complex_step_gnv(in_float32) == [
         ("cannot run", "residual computes in float32: the complex step needs float64")]
+
+
+def test_detection_power_is_measured_at_the_smallest_median_and_largest_entry():
+    problem = Problem(2)
+    power = verify(problem.fun, problem.x, grad=problem.grad).detection_power["gradient"]
+    assert list(power["entries"]) == ["smallest", "median", "largest"]
