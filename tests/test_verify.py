@@ -172,6 +172,7 @@ def test_the_error_against_step_figure(tmp_path):
     (dict(grad=lambda x: np.full(10, np.nan)), r"grad\(x\) returned NaN or inf at entries \[0, 1, 2, 3, 4\]"),
     (dict(grad=lambda x: 1 / 0), r"grad raised ZeroDivisionError"),
     (dict(hvp=lambda x, p: np.ones((2, 5))), r"hvp\(x, p\) returned shape \(2, 5\)"),
+    (dict(hvp=lambda x, p: np.ones(9)), r"hvp\(x, p\) returned shape \(9,\)"),
     (dict(gnvp=lambda x, p: p), "gnvp needs residual"),
     (dict(gnvp=lambda x, p: np.ones(9), residual=Problem(0).residual), r"gnvp\(x, p\) returned shape \(9,\)"),
     (dict(gnvp=lambda x, p: 1 / 0, residual=Problem(0).residual), r"gnvp raised ZeroDivisionError"),
@@ -293,3 +294,18 @@ def test_detection_power_is_measured_at_the_smallest_median_and_largest_entry():
     problem = Problem(2)
     power = verify(problem.fun, problem.x, grad=problem.grad).detection_power["gradient"]
     assert list(power["entries"]) == ["smallest", "median", "largest"]
+
+
+def test_hv_symmetry_is_judged_for_every_consecutive_pair_of_directions():
+    problem = Problem(4)
+    result = verify(problem.fun, problem.x, grad=problem.grad, hvp=problem.hvp, directions=4)
+    pairs = [r["pair"] for r in result.records if r["check"] == "symmetry" and r["quantity"] == "Hv"]
+    assert pairs == [[0, 1], [1, 2], [2, 3]]
+
+
+def test_hv_without_grad_says_the_complex_step_needs_the_gradient():
+    problem = Problem(4)
+    result = verify(problem.fun, problem.x, hvp=problem.hvp)
+    assert [(r["check"], r["verdict"], r["reason"]) for r in result.records
+            if r["quantity"] == "Hv" and r["verdict"] == "cannot run"] == [
+        ("complex step", "cannot run", "no grad given: H p is the derivative of the gradient along p")]
