@@ -309,3 +309,24 @@ def test_hv_without_grad_says_the_complex_step_needs_the_gradient():
     assert [(r["check"], r["verdict"], r["reason"]) for r in result.records
             if r["quantity"] == "Hv" and r["verdict"] == "cannot run"] == [
         ("complex step", "cannot run", "no grad given: H p is the derivative of the gradient along p")]
+
+
+def test_a_function_computed_through_python_floats_says_which_references_cannot_run():
+    x = np.random.default_rng(0).standard_normal(6)
+
+    def fun(x):
+        return 0.25 * float(np.sum(np.asarray(x, float) ** 4))
+
+    def grad(x):
+        return np.array([float(v) ** 3 for v in x])
+
+    def hvp(x, p):
+        return 3 * np.array([float(v) ** 2 for v in x]) * p
+
+    result = verify(fun, x, grad=grad, hvp=hvp)
+    refused = {(r["check"], r["quantity"]): r["reason"] for r in result.records if r["verdict"] == "cannot run"}
+    analytic = "is not complex-analytic: ComplexWarning: Casting complex values to real discards the imaginary part"
+    assert refused == {("complex step", "gradient"): f"fun {analytic}", ("complex step", "Hv"): f"grad {analytic}",
+                       ("50 digits", "gradient"): "fun does not compute in mpmath: given mpf it returned float",
+                       ("50 digits", "Hv"): "fun does not compute in mpmath: given mpf it returned float"}
+    assert result.passed  # finite differences, Richardson and the identities still judge it
