@@ -330,3 +330,19 @@ def test_a_function_computed_through_python_floats_says_which_references_cannot_
                        ("50 digits", "gradient"): "fun does not compute in mpmath: given mpf it returned float",
                        ("50 digits", "Hv"): "fun does not compute in mpmath: given mpf it returned float"}
     assert result.passed  # finite differences, Richardson and the identities still judge it
+
+
+def test_a_quadratic_says_why_the_taylor_test_of_hv_cannot_run():
+    A = np.diag(np.arange(1.0, 7.0))
+    x = np.random.default_rng(5).standard_normal(6)
+    result = verify(lambda x: 0.5 * x @ A @ x, x, grad=lambda x: A @ x, hvp=lambda x, p: A @ p)
+    reasons = {r["reason"] for r in result.records if r["check"] == "Taylor" and r["quantity"] == "Hv"}
+    assert reasons == {"the remainder never rises above round-off at steps t <= 1/4 (fun is quadratic along p, "
+                       "or computed in too low a precision?)"}
+
+
+def test_above_the_dense_limit_the_entrywise_references_say_they_cannot_run():
+    problem = Problem(1)
+    result = verify(problem.fun, problem.x, grad=problem.grad, hvp=problem.hvp, dense_limit=5)
+    refused = {(r["check"], r["quantity"], r["reason"]) for r in result.records if r["verdict"] == "cannot run"}
+    assert ("complex step", "gradient", "n = 10 > dense_limit = 5: no entrywise reference") in refused
