@@ -346,3 +346,15 @@ def test_above_the_dense_limit_the_entrywise_references_say_they_cannot_run():
     result = verify(problem.fun, problem.x, grad=problem.grad, hvp=problem.hvp, dense_limit=5)
     refused = {(r["check"], r["quantity"], r["reason"]) for r in result.records if r["verdict"] == "cannot run"}
     assert ("complex step", "gradient", "n = 10 > dense_limit = 5: no entrywise reference") in refused
+
+
+def test_the_taylor_test_of_the_gradient_gives_its_slope_or_says_why_not():
+    problem = Problem(1)
+    slopes = [r["slope"] for r in verify(problem.fun, problem.x, grad=problem.grad).records
+              if r["check"] == "Taylor" and r["quantity"] == "gradient"]
+    assert len(slopes) == 3 and all(abs(s - 2) < 0.1 for s in slopes)
+    c = np.arange(1.0, 7.0)
+    linear = verify(lambda x: c @ x, np.ones(6), grad=lambda x: c)
+    assert {r["reason"] for r in linear.records if r["check"] == "Taylor"} == {
+        "the remainder never rises above round-off at steps t <= 1/4 (fun is linear along p, or computed in too "
+        "low a precision?)"}
