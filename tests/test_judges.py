@@ -262,3 +262,11 @@ def test_a_sweep_without_a_truncation_regime_says_why_its_slope_cannot_be_measur
     assert [(r["verdict"], r["reason"]) for r in slope] == [(
         "cannot run", "fewer than 3 steps in the truncation regime (none at all when the quantity is a "
         "low-degree polynomial in w, or every larger step straddles a kink)")]
+
+
+def test_the_50_digit_slope_is_fitted_above_100_times_10_to_the_minus_50():
+    # three points on h^2, one at 5e-49 (below 100 x 10^-50: round-off's region at 50 digits), the best far below
+    curve = {"mp-central": {"h": np.array([1e-3, 1e-4, 1e-5, 1e-20, 1e-30]),
+                            "error": np.array([1e-6, 1e-8, 1e-10, 5e-49, 1e-70])}}
+    [best, fitted] = suite.sweep_records(curve, "gradient", {"net": "x"})
+    assert fitted["check"] == "mp-central slope" and fitted["slope"] == pytest.approx(2.0, abs=1e-9)
