@@ -358,3 +358,14 @@ def test_the_taylor_test_of_the_gradient_gives_its_slope_or_says_why_not():
     assert {r["reason"] for r in linear.records if r["check"] == "Taylor"} == {
         "the remainder never rises above round-off at steps t <= 1/4 (fun is linear along p, or computed in too "
         "low a precision?)"}
+
+
+def test_the_variation_along_p_is_the_docstring_s_two_differences():
+    from checks.verify import VARIATION_STEP, _Point
+
+    c, x, p = np.array([1.0, -2.0, 0.5]), np.array([0.1, 0.2, 0.3]), np.array([0.6, 0.0, -0.8])
+    d = VARIATION_STEP  # |x| <= 1
+    linear = _Point(lambda y: c @ y, x, np.random.default_rng(0))
+    assert linear.variation(p) == pytest.approx(abs(c @ p), rel=1e-9)  # no second difference, the slope once
+    square = _Point(lambda y: (y - x) @ (y - x), x, np.random.default_rng(0))
+    assert square.variation(p) == pytest.approx(2 * d * (p @ p), rel=1e-9)  # at its minimum: the curvature
