@@ -324,3 +324,65 @@ def test_the_50_digit_engine_values_are_computed_at_50_digits_exactly_and_leave_
         hv = model.compute_hessvec(numeric.to_mp(p))
     assert values["loss"][0] == loss and all(a == b for a, b in zip(values["gradient"], grad))
     assert all(a == b for a, b in zip(values["Hv"], hv))
+
+
+def test_the_series_names_the_unit_and_column_of_a_relu_at_its_kink():
+    one_unit_dead = certified.Declared((2, 2), "r", use_bias=False)  # W = [[1, 0], [0, 0]]: unit 1 is 0
+    with certified.ball_precision(), pytest.raises(numeric.UncertifiableError, match=r"unit 1, column 0: "):
+        certified.exact_derivatives(one_unit_dead, numeric.to_arb(np.ones((2, 3))),
+                                    numeric.to_arb(np.array([1.0, 0, 0, 0])), numeric.to_arb(np.ones(4)))
+    with pytest.raises(ValueError, match="the declared net has 4 parameters, the vector 5"):
+        one_unit_dead.unpack(np.zeros(5))
+    with certified.ball_precision(), pytest.raises(ValueError, match="no definition for activation 'q'"):
+        certified.exact_derivatives(certified.Declared((2, 2), "q", use_bias=False), numeric.to_arb(np.ones((2, 1))),
+                                    numeric.to_arb(np.ones(4)), numeric.to_arb(np.ones(4)))
+
+
+def test_the_certified_records_of_a_net_their_names_and_statements():
+    model, inputs, w, p, declared = case(suite.QUICK[3])
+    found = certified.records(model, declared, inputs, w, p, {"net": "x"}, 1)
+    expected = {(f"certified: {s}", q, d, s, e) for q in certified.QUANTITIES for s, d, e in (
+        ("total", "float64", "float64 engine vs the exact value (series on balls)"),
+        ("total", "float32", "float32 engine vs the exact value (series on balls)"),
+        ("total", "mpmath", "mpmath engine vs the exact value (series on balls)"),
+        ("evaluation", "float64", "float64 engine vs its own formulas on balls"),
+        ("formula", "float64", "the engine's formulas on balls vs the series"))}
+    assert {(r["check"], r["quantity"], r["dtype"], r["statement"], r["estimator"]) for r in found} == expected
+    assert len(found) == len(expected) and all(r["direction"] == 1 for r in found)
+    assert all(0 < r["certify_seconds"] < 60 for r in found)
+    huge = certified.records(model, declared, inputs, w * 1e39, p, {"net": "x"}, 2)
+    float32 = [r for r in huge if r["dtype"] == "float32"]
+    assert {(r["check"], r["quantity"], r["statement"], r["direction"], r["verdict"]) for r in float32} == {
+        ("certified: total", q, "total", 2, "cannot run") for q in certified.QUANTITIES}
+    relu, relu_inputs, relu_w, relu_declared = straddling_relu_net()
+    refused = certified.records(relu, relu_declared, relu_inputs, relu_w, np.ones(8), {"net": "x"}, 0)
+    assert {(r["check"], r["quantity"]) for r in refused} == {("certified: total", q) for q in certified.QUANTITIES}
+
+
+def test_certify_returns_its_four_parts_and_the_same_bounds_for_float32_typed_input():
+    model, inputs, w, p, declared = case(suite.QUICK[3])
+    w32 = w.astype(np.float32)
+    as_float32 = certified.certify(model, declared, inputs, w32, p)
+    as_float64 = certified.certify(model, declared, inputs, w32.astype(np.float64), p)
+    assert set(as_float64) == {"exact", "total", "evaluation", "formula"}
+    assert as_float32["total"]["float64"] == as_float64["total"]["float64"]
+
+
+def test_the_sentence_in_the_singular_with_several_skips_and_absolute_bounds_and_no_failure():
+    def record(quantity, measured, judged="relative to the exact vector's norm", dtype="float64", batch=None):
+        return {"dtype": dtype, "quantity": quantity, "measured": measured, "statement": "total", "direction": 0,
+                "judged": judged, "verdict": "pass", "batch": batch}
+
+    found = [record("loss", 1e-16, "absolute (the exact value may be 0)"), record("gradient", 2e-16),
+             record("Hv", 3e-16, "absolute (the exact value may be 0)"), record("GNv", 4e-16),
+             {**record("gradient", 1e-58), "statement": "formula"},
+             {"verdict": "cannot run", "reason": "float32: cannot run: b"},
+             {"verdict": "cannot run", "reason": "mpmath: cannot run: a"}]
+    assert certified.sentence(found) == (
+        "at the lab's seeded weights on its batch, the loss and every entry of the gradient, and every entry of Hv "
+        "and GNv along each of 1 random direction, are proven within relative (to the exact vector's norm) float64 "
+        "loss 1.0e-16, gradient 2.0e-16, Hv 3.0e-16, GNv 4.0e-16; float32: cannot run: b; mpmath: cannot run: a; "
+        "the engine's formulas agree with the exact derivatives within 1e-58 (Hv, loss: absolute bounds, the exact "
+        "value may be 0)")
+    assert certified.sentence([{"verdict": "cannot run", "reason": "y"}, {"verdict": "cannot run", "reason": "x"},
+                               {"verdict": "cannot run"}]) == "nothing proven: ; x; y"
