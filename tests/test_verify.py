@@ -178,6 +178,8 @@ def test_the_error_against_step_figure(tmp_path):
     (dict(gnvp=lambda x, p: 1 / 0, residual=Problem(0).residual), r"gnvp raised ZeroDivisionError"),
     (dict(grad=None), "nothing to verify"),
     (dict(x=np.ones((2, 5))), "x must be a non-empty flat vector"),
+    (dict(x=np.full(10, np.nan)), "x contains NaN or inf"),
+    (dict(jvp=lambda x, v: 1 / 0, vjp=Problem(0).vjp, residual=Problem(0).residual), r"jvp raised ZeroDivisionError"),
 ])
 def test_bad_claims_get_errors_that_name_the_callable(kwargs, match):
     problem = Problem(0)
@@ -369,3 +371,17 @@ def test_the_variation_along_p_is_the_docstring_s_two_differences():
     assert linear.variation(p) == pytest.approx(abs(c @ p), rel=1e-9)  # no second difference, the slope once
     square = _Point(lambda y: (y - x) @ (y - x), x, np.random.default_rng(0))
     assert square.variation(p) == pytest.approx(2 * d * (p @ p), rel=1e-9)  # at its minimum: the curvature
+
+
+def test_records_name_the_function_and_how_close_the_claim_came():
+    problem = Problem(1)
+
+    def reconstruction_loss(x):
+        return problem.fun(x)
+
+    result = verify(reconstruction_loss, problem.x, grad=problem.grad)
+    assert {r["function"] for r in result.records} == {"reconstruction_loss"}
+    assert {r["function"] for r in verify(problem.fun, problem.x, grad=problem.grad, name="mine").records} == {"mine"}
+    agreements = {r["agreement"] for r in result.records if "agreement" in r}
+    assert agreements and agreements <= {"exact to working precision", "right up to the rounding of its float "
+                                                                       "evaluation"}
