@@ -108,6 +108,12 @@ def test_a_gradient_of_the_wrong_length_is_named_where_it_is_made_and_where_it_s
     assert (short["verdict"], short["reason"]) == ("fail", "shape (76,), expected (80,)")
 
 
+def test_a_state_overwritten_by_r_forward_is_named_even_when_r_backward_then_raises(tmp_path, monkeypatch):
+    _, saved = run(tmp_path, monkeypatch, "Rp_forward_overwrites_its_input,Rp_backward_raises")
+    assert any(re.search(r"layers? [\d, ]+ Rp_forward: state Rp_forward changes the stored Z that Rp_backward reads",
+                         line) for line in saved["findings"]), "\n".join(saved["findings"])
+
+
 def test_one_root_cause_is_one_line_whatever_layers_and_nets_show_it(tmp_path, monkeypatch):
     _, saved = run(tmp_path, monkeypatch, "transposed_weight_derivative")
     roots = [line for line in saved["findings"] if not line.startswith(("    ", "cannot run", "note"))]
@@ -212,8 +218,8 @@ def submission(folder, bug):
     target = folder / bug
     shutil.copytree(FIXTURE, target, ignore=shutil.ignore_patterns("__pycache__"))
     source = (target / "activations.py").read_text()
-    (target / "activations.py").write_text(source.replace('return os.environ.get("COURSE_ENGINE_BUG") == name',
-                                                          f'return name == "{bug}"'))
+    (target / "activations.py").write_text(source.replace(
+        'return name in os.environ.get("COURSE_ENGINE_BUG", "").split(",")', f'return name == "{bug}"'))
     return target
 
 
