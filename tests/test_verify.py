@@ -180,6 +180,9 @@ def test_the_error_against_step_figure(tmp_path):
     (dict(x=np.ones((2, 5))), "x must be a non-empty flat vector"),
     (dict(x=np.full(10, np.nan)), "x contains NaN or inf"),
     (dict(jvp=lambda x, v: 1 / 0, vjp=Problem(0).vjp, residual=Problem(0).residual), r"jvp raised ZeroDivisionError"),
+    (dict(jvp=Problem(0).jvp, vjp=lambda x, u: 1 / 0, residual=Problem(0).residual), r"vjp raised ZeroDivisionError"),
+    (dict(jvp=Problem(0).jvp, vjp=lambda x, u: np.ones(9), residual=Problem(0).residual),
+     r"vjp\(x, u\) returned shape \(9,\)"),
 ])
 def test_bad_claims_get_errors_that_name_the_callable(kwargs, match):
     problem = Problem(0)
