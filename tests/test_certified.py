@@ -291,17 +291,22 @@ def test_a_certified_record_says_what_it_proves():
     assert all(r["direction"] == 1 for r in uncertifiable)
 
 
-def test_the_sentence_says_exactly_what_the_records_prove():
-    def record(dtype, quantity, measured, statement="total", direction=0, judged="relative to the exact vector's norm",
-               verdict="pass"):
-        return {"dtype": dtype, "quantity": quantity, "measured": measured, "statement": statement,
-                "direction": direction, "judged": judged, "verdict": verdict, "batch": 4}
+ABSOLUTE = "absolute (the exact value may be 0)"
 
-    found = [record("float64", q, m) for q, m in zip(certified.QUANTITIES, (1e-16, 2e-16, 3e-16, 4e-16))]
-    found += [record("float64", "Hv", 5e-16, direction=1), record("float32", "loss", 1e-8),
-              record("mpmath", "GNv", 2e-52), record("float64", "gradient", 1e-58, statement="formula"),
-              record("float64", "loss", 3e-18, judged="absolute (the exact value may be 0)"),
-              record("float64", "GNv", 2e-13, direction=1, verdict="fail"),
+
+def made_up_record(quantity, measured, dtype="float64", statement="total", direction=0,
+                   judged="relative to the exact vector's norm", verdict="pass", batch=4):
+    """A certified record as the sentence reads it."""
+    return {"dtype": dtype, "quantity": quantity, "measured": measured, "statement": statement,
+            "direction": direction, "judged": judged, "verdict": verdict, "batch": batch}
+
+
+def test_the_sentence_says_exactly_what_the_records_prove():
+    found = [made_up_record(q, m) for q, m in zip(certified.QUANTITIES, (1e-16, 2e-16, 3e-16, 4e-16))]
+    found += [made_up_record("Hv", 5e-16, direction=1), made_up_record("loss", 1e-8, dtype="float32"),
+              made_up_record("GNv", 2e-52, dtype="mpmath"), made_up_record("gradient", 1e-58, statement="formula"),
+              made_up_record("loss", 3e-18, judged=ABSOLUTE),
+              made_up_record("GNv", 2e-13, direction=1, verdict="fail"),
               {"verdict": "cannot run", "reason": "float32: cannot run: the weights overflow float32"}]
     assert certified.sentence(found) == (
         "at the lab's seeded weights on its batch of 4 columns, the loss and every entry of the gradient, and every "
@@ -369,13 +374,10 @@ def test_certify_returns_its_four_parts_and_the_same_bounds_for_float32_typed_in
 
 
 def test_the_sentence_in_the_singular_with_several_skips_and_absolute_bounds_and_no_failure():
-    def record(quantity, measured, judged="relative to the exact vector's norm", dtype="float64", batch=None):
-        return {"dtype": dtype, "quantity": quantity, "measured": measured, "statement": "total", "direction": 0,
-                "judged": judged, "verdict": "pass", "batch": batch}
-
-    found = [record("loss", 1e-16, "absolute (the exact value may be 0)"), record("gradient", 2e-16),
-             record("Hv", 3e-16, "absolute (the exact value may be 0)"), record("GNv", 4e-16),
-             {**record("gradient", 1e-58), "statement": "formula"},
+    found = [made_up_record("loss", 1e-16, judged=ABSOLUTE, batch=None),
+             made_up_record("gradient", 2e-16, batch=None),
+             made_up_record("Hv", 3e-16, judged=ABSOLUTE, batch=None), made_up_record("GNv", 4e-16, batch=None),
+             made_up_record("gradient", 1e-58, statement="formula", batch=None),
              {"verdict": "cannot run", "reason": "float32: cannot run: b"},
              {"verdict": "cannot run", "reason": "mpmath: cannot run: a"}]
     assert certified.sentence(found) == (
