@@ -444,12 +444,11 @@ class Lab:
                     "Rp_forward": [("R{outputs}", Rout)], "Rp_backward": [("R{dL/dinputs}", RdZ), ("weights", RdW)]}
         arguments = {"forward": Z, "backward": D, "Rp_forward": RZ, "Rp_backward": RD}
         for name in ("forward", "backward", "Rp_forward", "Rp_backward"):
-            layer = self.call(name, where, self.modules["layers"].FCLayer, shape, self.activations[letter](),
-                              True, layer=k)
-            if layer is FAILED or FAILED in (self.call(name, f"{where} set_weights", layer.set_weights,
-                                                       w_ours[perm], layer=k),
-                                             self.call(name, f"{where} set_direction", layer.set_direction,
-                                                       p_ours[perm], layer=k)):
+            layer = self.new_layer(name, where, shape, letter, k)
+            # `is`, never `in`: a setter may return an array, and `FAILED in (array,)` compares with ==
+            if layer is FAILED or any(result is FAILED for result in (
+                    self.call(name, f"{where} set_weights", layer.set_weights, w_ours[perm], layer=k),
+                    self.call(name, f"{where} set_direction", layer.set_direction, p_ours[perm], layer=k))):
                 return
             ready, changed = True, []
             for before, argument in prerequisites[name]:
@@ -476,6 +475,14 @@ class Lab:
                 self.compare_pass(name, where, k, label, value, exact, perm, n_in, n_out, terms)
             if changed and any(r["verdict"] == "fail" for r in self.records[before:]):
                 self.state_finding(k, where, changed)
+
+    def new_layer(self, stage, where, shape, letter, k):
+        """The candidate's FCLayer(shape, its activation, use_bias=True), both constructors called with
+        their prints kept and their exceptions recorded; FAILED if either raised."""
+        activation = self.call(stage, f"{where} activation", self.activations[letter], layer=k)
+        if activation is FAILED:
+            return FAILED
+        return self.call(stage, where, self.modules["layers"].FCLayer, shape, activation, True, layer=k)
 
     def state_finding(self, k, where, changed):
         self.failure("Rp_forward", f"{where} Rp_forward", "state",
@@ -526,8 +533,10 @@ class Lab:
 
     def check_model(self, widths, letters, layouts):
         biases = [bias for _, bias in layouts]
-        layers = [self.modules["layers"].FCLayer(shape, self.activations[g](), use_bias=True)
-                  for shape, g in zip(zip(widths, widths[1:]), letters)]
+        layers = [self.new_layer("model", f"layer {k}", shape, g, k)
+                  for k, (shape, g) in enumerate(zip(zip(widths, widths[1:]), letters))]
+        if any(layer is FAILED for layer in layers):
+            return
         model = self.call("model", "model", self.modules["autoencoder"].Autoencoder, layers)
         if model is FAILED:
             return

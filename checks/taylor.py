@@ -42,12 +42,14 @@ def remainders(model, inputs, w, p):
 def fitted_window(h, r, F0, eps, limit=np.inf, size=WINDOW):
     """Indices of the fitting window for one remainder (may be shorter than ``size``)."""
     floor = ABOVE_ROUNDOFF * eps * max(abs(F0), np.finfo(float).tiny)
-    above = np.nonzero((r >= floor) & (h < limit))[0]
+    return last_run(np.nonzero((r >= floor) & (h < limit))[0], size)
+
+
+def last_run(above, size):
+    """The contiguous run of at most ``size`` indices of ``above`` (sorted) that ends at its last one."""
     if above.size == 0:
         return above
-    # contiguous run of qualifying steps ending at the smallest qualifying step
-    last = above[-1]
-    run = [last]
+    run = [above[-1]]
     while run[-1] - 1 in above and len(run) < size:
         run.append(run[-1] - 1)
     return np.array(sorted(run))

@@ -62,7 +62,7 @@ import numpy as np
 
 from ae import numeric
 from checks import records
-from checks.taylor import slope
+from checks.taylor import last_run, slope
 
 H_COMPLEX = 1e-30
 H_MP, H_MP_SMALL, MP_DPS = 1e-15, 1e-22, 50
@@ -282,7 +282,13 @@ class _Point:
         return 0.0
 
     def kink(self, p):
-        """The distance to a kink along p seen by the central-difference steps, or None."""
+        """The distance to a kink along p seen by the central-difference steps, or None.
+
+        A kink is a run of at least three steps (from 1e-2 down) whose second difference |f(x + hp) -
+        2 f(x) + f(x - hp)| / h stands 1000 times above round-off and is flat (within a factor 3): a jump
+        of slope, where a smooth f gives h |p.Hp|. The run ends at the smallest step, at round-off or
+        where the next step falls more than 10 times (a smooth f's h |p.Hp| falls 3.2 times a step): the kink
+        lies just below the run's last step."""
         values = [(h, _at_step(self.fun, self.x + h * p), _at_step(self.fun, self.x - h * p)) for h in SWEEP]
         a = np.array([abs(u - 2 * self.f0 + v) / h if math.isfinite(u + v) else math.nan for h, u, v in values])
         above = a > 1e3 * (self.noise + self.eps * abs(self.f0)) / SWEEP
@@ -415,20 +421,20 @@ def _complex_reason(fun, x, ps, point, kinks):
     return None
 
 
-def _taylor_window(t, remainder, terms, point, claimed_noise=0.0):
-    """Indices of the last TAYLOR_WINDOW contiguous steps whose remainder stands 100 times above its
-    own rounding: eps times the terms it is computed from (f(x + tp) included, so cancellation inside
-    a remainder that is all round-off is seen), fun's measured noise, and the claims' measured noise
-    times the power of t they enter with."""
-    floor = 100 * (point.eps * sum(np.abs(term) for term in terms) + point.noise) + claimed_noise
+def _taylor_slope(t, values, expansion, moved, point, claimed_noise=0.0):
+    """The slope of log |f(x + tp) - (the expansion's terms)| against log t, fitted over the last
+    TAYLOR_WINDOW contiguous steps whose remainder stands 100 times above its own rounding: eps times the
+    terms it is computed from (f(x + tp) and ``moved``, the rounding of x + tp, included, so
+    cancellation inside a remainder that is all round-off is seen), fun's measured noise, and the claims'
+    measured noise times the power of t they enter with.  NaN if no step does."""
+    remainder = values
+    for term in expansion:  # one list of terms makes both the remainder and its floor
+        remainder = remainder - term
+    remainder = np.abs(remainder)
+    floor = 100 * (point.eps * sum(np.abs(term) for term in [values, *expansion, moved]) + point.noise) + claimed_noise
     # steps above 1/4 are kept out: there the next terms of the expansion still bend the slope
     above = np.nonzero(np.isfinite(remainder) & (remainder >= floor) & (t <= 0.25))[0]
-    if above.size == 0:
-        return above
-    run = [above[-1]]
-    while run[-1] - 1 in above and len(run) < TAYLOR_WINDOW:
-        run.append(run[-1] - 1)
-    return np.array(sorted(run))
+    return slope(t, remainder, last_run(above, TAYLOR_WINDOW))
 
 
 def _planted_power(claimed, caught, check):
@@ -520,11 +526,10 @@ def _gradient_checks(point, g, grad, ps, dense_limit, judge_along, judge_entries
     for k, p in enumerate(ps):
         t = 2.0 ** -np.arange(0, 40)
         values = np.array([_at_step(fun, x + s * p) for s in t])
-        r1 = np.abs(values - f0 - t * (g @ p))
         # fl(x + tp) is not x + tp: its rounding moves f by about eps |x|.|g|
         moved = np.abs(x) @ np.abs(g)
         noise_along = ROUNDOFF_FACTOR * (claim_noise @ np.abs(p))
-        fitted = slope(t, r1, _taylor_window(t, r1, [values, f0, t * (g @ p), moved], point, t * noise_along))
+        fitted = _taylor_slope(t, values, [f0, t * (g @ p)], moved, point, t * noise_along)
         if math.isnan(fitted):
             cannot("Taylor", "gradient", "the remainder never rises above round-off at steps t <= 1/4 (fun is "
                    "linear along p, or computed in too low a precision?)",
@@ -598,12 +603,10 @@ def _hessian_checks(point, grad, hvp, ps, judge, judge_along, judge_entries, can
         for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
             t = 2.0 ** -np.arange(0, 40)
             values = np.array([_at_step(fun, x + s * p) for s in t])
-            r2 = np.abs(values - f0 - t * (g @ p) - t * t / 2 * (p @ claim))
             # fl(x + tp) is not x + tp: its rounding moves f by about eps |x|.|g + t H p|
             moved = np.abs(x) @ np.abs(g) + t * (np.abs(x) @ np.abs(claim))
-            terms = [values, f0, t * (g @ p), t * t / 2 * (p @ claim), moved]
             claimed = ROUNDOFF_FACTOR * (t * (g_noise @ np.abs(p)) + t * t / 2 * (noise @ np.abs(p)))
-            fitted = slope(t, r2, _taylor_window(t, r2, terms, point, claimed))
+            fitted = _taylor_slope(t, values, [f0, t * (g @ p), t * t / 2 * (p @ claim)], moved, point, claimed)
             if math.isnan(fitted):
                 cannot("Taylor", "Hv", ("the remainder never rises above round-off at steps t <= 1/4 (fun is quadratic "
                         "along p, or computed in too low a precision?)"),

@@ -81,6 +81,9 @@ def test_the_layout_probe_finds_the_bias_column():
                                              r"IndexError: list index out of range \(ffnet\.py:\d+"),
     ("backward_returns_the_gradient_one_entry_short", r"^\[net 6-4-2-4-6 tlts\] layer 0 backward: weights 27 "
                                                       r"entries, the layer has 28$"),
+    ("constructor_fails_once_a_layer_ran_forward", r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] layers 0, 1, 2, 3: weight "
+                                                   r"layout probing raised RuntimeError: a layer has already run "
+                                                   r"forward$"),
 ])
 def test_each_classic_bug_fails_naming_where(tmp_path, monkeypatch, capsys, bug, expected):
     code, saved = run(tmp_path, monkeypatch, bug)
@@ -98,6 +101,29 @@ def test_each_classic_bug_fails_naming_where(tmp_path, monkeypatch, capsys, bug,
     for r in saved["records"]:  # a pass that could not run because an earlier one raised says which
         if r.get("reason", "").endswith(" raised first"):
             assert r["check"] == "engine" and r["where"] == f"layer {r['layer']} {r['quantity']}", r
+
+
+def test_a_constructor_that_fails_in_the_layer_checks_is_named_under_its_root_cause(tmp_path, monkeypatch):
+    # the layout probe built layer 0 of the first net before any forward; its checks build it again
+    _, saved = run(tmp_path, monkeypatch, "constructor_fails_once_a_layer_ran_forward")
+    assert any(re.match(r"    follows from it: \[net 6-4-2-4-6 tlts\] layer 0: raised RuntimeError: a layer has "
+                        r"already run forward", line) for line in saved["findings"]), "\n".join(saved["findings"])
+
+
+def test_setters_that_return_their_arrays_are_a_convention_not_a_failure(tmp_path, monkeypatch):
+    code, saved = run(tmp_path, monkeypatch, "setters_return_their_arrays")
+    assert code == 0, "\n".join(saved["findings"])
+
+
+def test_findings_within_a_stage_are_listed_by_layer():
+    lab = candidate.Lab(candidate.load(str(FIXTURE)), "course_engine")
+    lab.net = "6-4-2-4-6 tlts"
+    lab.failure("backward", "layer 3 backward", "raised", "raised KeyError: 3", layer=3)
+    lab.failure("backward", "layer 1 backward", "raised", "raised KeyError: 1", layer=1)
+    lab.failure("forward", "layer 2 forward", "raised", "raised KeyError: 2", layer=2)
+    assert lab.findings() == ["[net 6-4-2-4-6 tlts] layer 2 forward: raised KeyError: 2",
+                              "[net 6-4-2-4-6 tlts] layer 1 backward: raised KeyError: 1",
+                              "[net 6-4-2-4-6 tlts] layer 3 backward: raised KeyError: 3"]
 
 
 def test_a_gradient_of_the_wrong_length_is_named_where_it_is_made_and_where_it_shows(tmp_path, monkeypatch):
@@ -207,10 +233,17 @@ def test_a_scalar_derivative_is_compared_by_value(tmp_path, monkeypatch):
 
 
 def test_the_candidate_s_prints_are_kept_apart_from_the_lab_s_output(tmp_path, monkeypatch, capsys):
+    # the fixture prints in its constructor, get_params_number, set_weights, forward, compute_loss and
+    # compute_hessvec, to stdout and stderr in turn, and logs each line: every phase of the lab calls some
+    monkeypatch.setenv("COURSE_ENGINE_LOG", str(tmp_path / "printed.txt"))
     code, saved = run(tmp_path, monkeypatch, "prints")
     assert code == 0
-    assert "forward called with" not in capsys.readouterr().out
-    assert "forward called with" in (tmp_path / "out" / "candidate-output.txt").read_text()
+    shown = capsys.readouterr()
+    assert "print 1:" not in shown.out + shown.err
+    printed = (tmp_path / "printed.txt").read_text().splitlines()
+    kept = [line for line in (tmp_path / "out" / "candidate-output.txt").read_text().splitlines()
+            if re.match(r"print \d+: ", line)]
+    assert len(printed) > 100 and kept == printed  # every print kept, in order
 
 
 def submission(folder, bug):

@@ -388,3 +388,14 @@ def test_records_name_the_function_and_how_close_the_claim_came():
     agreements = {r["agreement"] for r in result.records if "agreement" in r}
     assert agreements and agreements <= {"exact to working precision", "right up to the rounding of its float "
                                                                        "evaluation"}
+
+
+def test_the_rounding_scale_is_measured_by_moving_x_in_its_last_two_bits():
+    from checks.verify import EPS, JITTERS, _Point
+
+    x = np.linspace(-3.0, 5.0, 64)
+    point = _Point(lambda y: y @ y, x, np.random.default_rng(0))
+    moved = np.abs(np.array(point.jittered) / x - 1)
+    assert len(point.jittered) == JITTERS
+    assert moved.max() <= 2.5 * EPS  # uniform in (-2, 2) eps, the product rounded once more
+    assert moved.max() >= EPS  # the copies do move

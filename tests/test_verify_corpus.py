@@ -183,6 +183,26 @@ def test_a_kink_within_the_steps_is_named_not_failed():
     assert any("cannot judge near a kink at distance ~" in r for r in reasons), result.table()
 
 
+def kink_distances(result):
+    return {r["reason"].split("~")[1].split(" ")[0] for r in result.records
+            if "near a kink" in r.get("reason", "")}
+
+
+def test_a_kink_at_x_itself_is_seen_down_to_the_smallest_step():
+    result = verify(lambda x: np.abs(x).sum(), np.array([0.0, 0.5]), grad=np.sign)
+    assert kink_distances(result) == {"1e-12"}, result.table()
+
+
+def test_a_kink_ends_where_the_second_difference_falls_more_than_ten_times():
+    # |t - d1| + s |t - d2| at t = 0: the second difference is flat (about 2) down to h = 1e-7 > d1, then
+    # 10.5 times smaller (the second kink alone, at d2 < h < d1), then 0: the kink lies below 1e-7
+    d1, d2 = 1e-7 / 2, 1e-7 / 10 ** 0.5 / 2
+    s = 1 / (10.5 - 2 * (1 - d2 / 1e-7))
+    result = verify(lambda x: abs(x[0] - d1) + s * abs(x[0] - d2), np.array([0.0]),
+                    grad=lambda x: np.array([np.sign(x[0] - d1) + s * np.sign(x[0] - d2)]))
+    assert kink_distances(result) == {"1e-07"}, result.table()
+
+
 @pytest.mark.parametrize("fun, grad, x", [
     (lambda x: np.exp(1000 * x[0]) + x[1] ** 2, lambda x: np.array([1000 * np.exp(1000 * x[0]), 2 * x[1]]),
      np.array([0.3, 0.2])),
