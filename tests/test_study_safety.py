@@ -257,9 +257,10 @@ def test_a_failed_run_stops_the_batch_at_once_naming_the_run(tmp_path, mnist):
 
 
 SLOW_STUDY = """
-import sys
+import faulthandler, signal, sys
 from studies import protocol, __main__ as cli
 if __name__ == "__main__":  # spawned workers import this file too
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # a stuck study shows where (stopped_within)
     protocol.MODES["quick"] = {"architectures": ["tanh 784-64-2-64-784"], "epochs": 3000, "steps": slice(1, 3),
                              "minibatches": [20], "hf_minibatches": [40], "seeds": 2, "max_extensions": 0}
     sys.exit(cli.main(["--quick", "--data-dir", sys.argv[1], "--validation-size", "20", "--out", sys.argv[2],
@@ -295,6 +296,18 @@ def start_slow_study(tmp_path, mnist):
     return process
 
 
+def stopped_within(process, seconds, what):
+    """The stderr of a study that exits within ``seconds``; else its threads' stacks in a failure."""
+    try:
+        return process.communicate(timeout=seconds)[1]
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGUSR1)
+        time.sleep(1)
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"the study did not stop within {seconds} s of {what}; its stderr and stacks:\n"
+                    f"{process.communicate()[1]}")
+
+
 def wait_for_empty_group(pgid, seconds=20):
     deadline = time.monotonic() + seconds
     while group_members(pgid) and time.monotonic() < deadline:
@@ -310,7 +323,7 @@ def test_ctrl_c_sigterm_or_sighup_stops_the_study_and_its_workers(tmp_path, mnis
         os.killpg(process.pid, signal.SIGINT)
     else:  # SIGHUP: the terminal closed
         os.kill(process.pid, signal.SIGTERM if how == "sigterm" else signal.SIGHUP)
-    _, err = process.communicate(timeout=30)
+    err = stopped_within(process, 30, how)
     assert process.returncode == 130, err
     assert "interrupted: 0 finished runs of this study are saved in" in err and "run the same command" in err
     assert "Traceback" not in err
