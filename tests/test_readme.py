@@ -29,3 +29,11 @@ def test_a_readme_python_block_runs_as_written(number, tmp_path):
     result = subprocess.run([sys.executable, "-W", "error", "-c", BLOCKS[number]], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_the_readme_gives_two_commands_and_ci_runs_the_second_verbatim():
+    section = README.read_text().split("## The two commands", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```\n(.*?)\n```", section, flags=re.S)
+    assert len(commands) == 2 and all("\n" not in c for c in commands), commands
+    ci = (README.parent / ".ci" / "run").read_text().splitlines()
+    assert commands[1] in ci  # a line of its own, word for word
