@@ -138,6 +138,17 @@ def _at_step(fun, point):
             return math.nan
 
 
+def _vector_at_step(fn, point, length):
+    """fn at a step away from x as ``length`` floats, or None where the step leaves fn's domain (it raises,
+    warns or is not finite there)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            return _vector("", fn(point), length)
+        except Exception:
+            return None
+
+
 def _relative(error, scale):
     """error / scale, with 0 / 0 = 0 (an exact match at a degenerate point) and x / 0 = x (absolute)."""
     return 0.0 if error == 0 else float(error / scale) if scale > 0 else float(error)
@@ -285,10 +296,12 @@ class _Point:
         """The distance to a kink along p seen by the central-difference steps, or None.
 
         A kink is a run of at least three steps (from 1e-2 down) whose second difference |f(x + hp) -
-        2 f(x) + f(x - hp)| / h stands 1000 times above round-off and is flat (within a factor 3): a jump
-        of slope, where a smooth f gives h |p.Hp|. The run ends at the smallest step, at round-off or
-        where the next step falls more than 10 times (a smooth f's h |p.Hp| falls 3.2 times a step): the kink
-        lies just below the run's last step."""
+        2 f(x) + f(x - hp)| / h stands 1000 times above round-off and is flat (each step within a factor 3
+        of the one before): a jump of slope, where a smooth f gives h |p.Hp|, which falls 3.2 times a step.
+        It is a kink within the steps when the run reaches the smallest step, or when within two steps
+        after the run the second difference falls to round-off or more than 10 times below the run's last
+        step (a second kink or the curvature may hold it up for a step): the kink lies just below the
+        run's last step."""
         values = [(h, _at_step(self.fun, self.x + h * p), _at_step(self.fun, self.x - h * p)) for h in SWEEP]
         a = np.array([abs(u - 2 * self.f0 + v) / h if math.isfinite(u + v) else math.nan for h, u, v in values])
         above = a > 1e3 * (self.noise + self.eps * abs(self.f0)) / SWEEP
@@ -298,7 +311,8 @@ class _Point:
                 end = j + 2
                 while end + 1 < len(SWEEP) and above[end + 1] and a[end + 1] > a[end] / 3:
                     end += 1
-                if end + 1 == len(SWEEP) or not above[end + 1] or a[end + 1] < a[end] / 10:
+                after = range(end + 1, min(end + 3, len(SWEEP)))
+                if end + 1 == len(SWEEP) or any(not above[i] or a[i] < a[end] / 10 for i in after):
                     return float(SWEEP[end])
         return None
 
@@ -572,10 +586,10 @@ def _hessian_checks(point, grad, hvp, ps, judge, judge_along, judge_entries, can
         for k, (p, claim) in enumerate(zip(ps, claims)):
             errors = []
             for h in SWEEP:
-                try:
-                    estimate = (_vector("grad", grad(x + h * p), n) - _vector("grad", grad(x - h * p), n)) / (2 * h)
-                except VerifyError:  # the step left grad's domain
+                up, down = _vector_at_step(grad, x + h * p, n), _vector_at_step(grad, x - h * p, n)
+                if up is None or down is None:  # the step left grad's domain
                     continue
+                estimate = (up - down) / (2 * h)
                 errors.append(_relative(np.linalg.norm(claim - estimate), np.linalg.norm(claim)))
             if errors:
                 judge_along("central difference", "Hv", k, min(errors))

@@ -1,6 +1,8 @@
 """checks.verify on plain numpy functions: correct derivatives pass, planted errors far below
 gradcheck's reach fail, what cannot run says why, and bad claims get clear errors."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -254,7 +256,8 @@ def test_the_table_says_what_each_record_and_the_detection_power_say():
     ]
 
 
-def test_a_gnv_asymmetry_between_two_quiet_directions_is_judged_by_those_two_alone():
+@pytest.mark.parametrize("quantity", ["Hv", "GNv"])
+def test_an_asymmetry_between_two_quiet_directions_is_judged_by_those_two_alone(quantity):
     # verify's directions are the seeded unit vectors below; q is orthogonal to the first two, and
     # along q the claim is both huge and noisy: neither may excuse the pair (0, 1)'s asymmetry
     problem, n = Problem(3), 10
@@ -267,8 +270,9 @@ def test_a_gnv_asymmetry_between_two_quiet_directions_is_judged_by_those_two_alo
     def gnvp(y, p):
         return M @ p + (1e12 + 1e9 * np.sin(1e12 * y.sum())) * (p @ q) * q
 
-    result = verify(problem.fun, problem.x, grad=problem.grad, gnvp=gnvp, residual=problem.residual)
-    pair = next(r for r in result.records if r["check"] == "symmetry" and r["quantity"] == "GNv"
+    claims = {"gnvp": gnvp, "residual": problem.residual} if quantity == "GNv" else {"hvp": gnvp}
+    result = verify(problem.fun, problem.x, grad=problem.grad, **claims)
+    pair = next(r for r in result.records if r["check"] == "symmetry" and r["quantity"] == quantity
                 and r["pair"] == [0, 1])
     u, v = ps[0], ps[1]
     asymmetry = abs(u @ gnvp(problem.x, v) - v @ gnvp(problem.x, u))
@@ -299,6 +303,9 @@ def test_detection_power_is_measured_at_the_smallest_median_and_largest_entry():
     problem = Problem(2)
     power = verify(problem.fun, problem.x, grad=problem.grad).detection_power["gradient"]
     assert list(power["entries"]) == ["smallest", "median", "largest"]
+    order = np.argsort(np.abs(problem.grad(problem.x)), kind="stable")  # 10 entries: the median is the 6th
+    assert [power["entries"][w]["entry"] for w in ("smallest", "median", "largest")] == [order[0], order[5],
+                                                                                        order[-1]]
 
 
 def test_hv_symmetry_is_judged_for_every_consecutive_pair_of_directions():
@@ -399,3 +406,18 @@ def test_the_rounding_scale_is_measured_by_moving_x_in_its_last_two_bits():
     assert len(point.jittered) == JITTERS
     assert moved.max() <= 2.5 * EPS  # uniform in (-2, 2) eps, the product rounded once more
     assert moved.max() >= EPS  # the copies do move
+
+
+def test_steps_that_leave_the_domain_of_fun_or_grad_are_named_not_raised():
+    # 1e-13 from log's edge every central step crosses it along these directions; grad raises there
+    x = np.array([1e-13, 1.0, 2.0])
+
+    def grad(y):
+        return np.array([1 / math.sqrt(v) ** 2 for v in y])  # ValueError: math domain error below 0
+
+    result = verify(lambda y: np.log(y).sum(), x, grad=grad, hvp=lambda y, p: -p / y**2)
+    left = {(r["check"], r["quantity"], r["reason"]) for r in result.records
+            if "every step leaves" in r.get("reason", "")}
+    assert left == {("central difference", "gradient", "every step leaves fun's domain"),
+                    ("Richardson", "gradient", "every step leaves fun's domain"),
+                    ("central difference", "Hv", "every step leaves grad's domain")}, result.table()

@@ -193,14 +193,40 @@ def test_a_kink_at_x_itself_is_seen_down_to_the_smallest_step():
     assert kink_distances(result) == {"1e-12"}, result.table()
 
 
+def kinked(*kinks):
+    """fun and grad of sum s |t - d| over the (s, d) of ``kinks``, t the first entry of x."""
+    return {"fun": lambda x: sum(s * abs(x[0] - d) for s, d in kinks),
+            "grad": lambda x: np.array([sum(s * np.sign(x[0] - d) for s, d in kinks)])}
+
+
+def test_a_kink_seen_by_just_three_steps_is_a_kink():
+    # the second difference is flat (1.9 to 1.0) at h = 1e-2, 3e-3 and 1e-3 > d, then 0 below d
+    result = verify(x=np.array([0.0]), **kinked((1.0, 5e-4)))
+    assert kink_distances(result) == {"1e-03"}, result.table()
+
+
 def test_a_kink_ends_where_the_second_difference_falls_more_than_ten_times():
-    # |t - d1| + s |t - d2| at t = 0: the second difference is flat (about 2) down to h = 1e-7 > d1, then
-    # 10.5 times smaller (the second kink alone, at d2 < h < d1), then 0: the kink lies below 1e-7
-    d1, d2 = 1e-7 / 2, 1e-7 / 10 ** 0.5 / 2
-    s = 1 / (10.5 - 2 * (1 - d2 / 1e-7))
-    result = verify(lambda x: abs(x[0] - d1) + s * abs(x[0] - d2), np.array([0.0]),
-                    grad=lambda x: np.array([np.sign(x[0] - d1) + s * np.sign(x[0] - d2)]))
+    # |t - d| + s |t| at t = 0: the second difference is flat (about 2) down to h = 1e-7 > d, then 10.5
+    # times smaller for good (the kink at t = 0 alone): the kink at d lies below 1e-7
+    d, s = 1e-7 / 2, 1 / 19  # (2 (1 - d / 1e-7) + 2 s) / (2 s) = 10.5
+    result = verify(x=np.array([0.0]), **kinked((1.0, d), (s, 0.0)))
     assert kink_distances(result) == {"1e-07"}, result.table()
+
+
+def test_of_two_kinks_the_nearer_is_named():
+    # |t - d| + |t| / 8 at t = 0: flat (about 2.25) down to 1e-7 > d, then 0.25 (5 times less, the kink
+    # at t = 0) for every smaller step: that one is named
+    result = verify(x=np.array([0.0]), **kinked((1.0, 1e-7 / 2), (1 / 8, 0.0)))
+    assert kink_distances(result) == {"1e-12"}, result.table()
+
+
+def test_a_kink_held_up_for_one_step_by_a_second_kink_is_still_a_kink():
+    # flat (about 3.5) down to h = 1e-6 > d1, then 3.5 times smaller at 3.2e-7 (between the kinks: the
+    # second alone), then round-off below d2: without the kink the Taylor check would fail a right gradient
+    d1, d2, s2 = 1e-6 / 2, 1e-6 / 5, 1.0
+    s1 = 3.5 * 2 * s2 * (1 - d2 / 10 ** -6.5) - 2 * s2 * (1 - d2 / 1e-6)
+    result = verify(x=np.array([0.0]), **kinked((s1, d1), (s2, d2)))
+    assert kink_distances(result) == {"1e-06"} and result.passed, result.table()
 
 
 @pytest.mark.parametrize("fun, grad, x", [
