@@ -1,6 +1,7 @@
 """checks.verify on plain numpy functions: correct derivatives pass, planted errors far below
 gradcheck's reach fail, what cannot run says why, and bad claims get clear errors."""
 
+import functools
 import math
 
 import numpy as np
@@ -395,6 +396,11 @@ def test_records_name_the_function_and_how_close_the_claim_came():
     agreements = {r["agreement"] for r in result.records if "agreement" in r}
     assert agreements and agreements <= {"exact to working precision", "right up to the rounding of its float "
                                                                        "evaluation"}
+    assert {r["dtype"] for r in result.records} == {"float64"}
+    assert {r["entries"] for r in result.records if "agreement" in r} == {problem.x.size}
+    # a callable without a __name__ (a partial, an object with __call__) is "fun"
+    partial = verify(functools.partial(Problem.fun, problem), problem.x, grad=problem.grad)
+    assert {r["function"] for r in partial.records} == {"fun"}
 
 
 def test_the_rounding_scale_is_measured_by_moving_x_in_its_last_two_bits():
