@@ -305,12 +305,17 @@ class Lab:
         for group in grouped.values():
             root = group[0]
             text = _line(root, [r["quantity"] for r in group]).split("] ", 1)[-1]
-            general = text
-            if root.get("diagnosis") or root.get("reason"):  # by what it is, not where or how far
+            general, key = text, text
+            if root.get("diagnosis") or root.get("reason"):  # by what it is, not where, how far or how large
                 general = re.sub(r" \(off by [^)]*\)$", "", re.sub(r"^layer \d+(?=[ :])", "layer K", text))
-            merged.setdefault(general, []).append(group)
+                key = re.sub(r"\d+", "#", general)
+            merged.setdefault(key, []).append((general, group))
         lines = []
-        for general, groups in merged.items():
+        for variants in merged.values():
+            general, groups = variants[0][0], [group for _, group in variants]
+            if len({text for text, _ in variants}) > 1:  # the same finding with each layer's own sizes
+                first = groups[0][0]
+                general += f" (the figures of layer {first.get('layer')} of net {first.get('net')})"
             roots_here = [g[0] for g in groups]
             layers = sorted({r["layer"] for r in roots_here if r.get("layer") is not None})
             nets = sorted({r["net"] for r in roots_here if r.get("net")})
@@ -392,7 +397,7 @@ class Lab:
                          "the layer ignores use_bias=True (get_params_number() counts no bias); examined without one",
                          index, verdict="note")
         else:
-            raise EngineError(f"layer {index}: get_params_number() is {size}; a {n_in}->{n_out} layer has "
+            raise EngineError(f"get_params_number() is {size}; a {n_in}->{n_out} layer has "
                               f"{n_out * (n_in + 1)} with a bias, {n_out * n_in} without")
         probe = np.hstack([np.eye(n_in), np.zeros((n_in, 1))])  # unit inputs, then zero input
         ours = np.empty(size, dtype=int)
@@ -410,9 +415,9 @@ class Lab:
                 o, i = np.argwhere(W)[0]
                 ours[k] = o * n_in + i
             else:
-                raise EngineError(f"layer {index}: set_weights with unit vector {k} does not set one weight or bias")
+                raise EngineError(f"set_weights with unit vector {k} does not set one weight or bias")
         if sorted(ours) != list(range(size)):
-            raise EngineError(f"layer {index}: two entries of the weight vector set the same weight")
+            raise EngineError("two entries of the weight vector set the same weight")
         return ours, bias
 
     def check_layers(self, widths, letters, layouts):
@@ -680,7 +685,7 @@ class Lab:
                 try:
                     layouts.append(self.layout(k, shape))
                 except Exception as error:  # probing degrades: this layer is left out, the rest is examined
-                    reason = str(error) if isinstance(error, EngineError) else (
+                    reason = f"probing found that {error}" if isinstance(error, EngineError) else (
                         f"probing raised {type(error).__name__}: {error}")
                     self.failure("layout", f"layer {k}", "weight layout", reason, k)
                     layouts.append(None)

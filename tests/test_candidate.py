@@ -6,6 +6,7 @@ import json
 import pathlib
 import re
 import shutil
+import types
 
 import numpy as np
 import pytest
@@ -79,8 +80,22 @@ def test_the_layout_probe_finds_the_bias_column():
                                          r"probing raised TypeError: FCLayer\(\) wants n_in, n_out and afun$"),
     ("get_activations_counts_layers_from_1", r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] model get_activations: raised "
                                              r"IndexError: list index out of range \(ffnet\.py:\d+"),
-    ("backward_returns_the_gradient_one_entry_short", r"^\[net 6-4-2-4-6 tlts\] layer 0 backward: weights 27 "
-                                                      r"entries, the layer has 28$"),
+    ("backward_returns_the_gradient_one_entry_short", r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] layers 0, 1, 2, 3 "
+                                                      r"backward: weights 27 entries, the layer has 28 \(the figures "
+                                                      r"of layer 0 of net 6-4-2-4-6 tlts\)$"),
+    ("params_number_counts_one_too_many", r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] layers 0, 1, 2, 3: weight layout "
+                                          r"probing found that get_params_number\(\) is 29; a 6->4 layer has 28 "
+                                          r"with a bias, 24 without \(the figures of layer 0 of net 6-4-2-4-6 tlts\)$"),
+    ("set_weights_ignores_its_last_entry", r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] layers 0, 1, 2, 3: weight layout "
+                                           r"probing found that set_weights with unit vector 27 does not set one "
+                                           r"weight or bias \(the figures of layer 0 of net 6-4-2-4-6 tlts\)$"),
+    ("forward_applies_the_activation_twice", r"^\[net 6-4-2-4-6 tlts\] layer 0 forward: outputs off by"),
+    ("Rp_backward_drops_the_R_dU_term_of_its_weight_derivative",
+     r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] layers 0, 1, 2, 3 Rp_backward: R\{dW\} lacks the term R\{dU\} z\^T of "
+     r"R\{dW\} = R\{dU\} z\^T \+ dU \(R z\)\^T \(off by up to"),
+    ("autoencoder_wants_an_ffnet", r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] model: raised TypeError: Autoencoder\(\) "
+                                   r"wants an FFNet, not a list of layers"),
+    ("compute_loss_raises", r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] model compute_loss: raised KeyError: 'inputs'"),
     ("constructor_fails_once_a_layer_ran_forward", r"^\[nets 5-3-5 st; 6-4-2-4-6 tlts\] layers 0, 1, 2, 3: weight "
                                                    r"layout probing raised RuntimeError: a layer has already run "
                                                    r"forward$"),
@@ -98,6 +113,13 @@ def test_each_classic_bug_fails_naming_where(tmp_path, monkeypatch, capsys, bug,
     assert all(r["check"] == "engine" and r["verdict"] == ("not implemented" if r["quantity"] == "not implemented"
                                                           else "fail") for r in calls_that_failed)
     assert all(r["engine"] == "course_engine" for r in saved["records"])  # the verify records too
+    assert all({"net", "stage", "where", "layer"} <= set(r) for r in saved["records"])
+    assert all(r["where"] == f"layer {r['layer']} Rp_forward" for r in saved["records"] if r["quantity"] == "state")
+    stages = {stage: {r["verdict"] for r in saved["records"] if r["stage"] == stage} for stage in candidate.STAGES}
+    assert saved["summary"]["stages"] == {  # each stage's worst verdict
+        stage: next((v for v in ("fail", "not implemented", "pass", "cannot run") if v in found), "-")
+        for stage, found in stages.items()}
+    assert "fail" in saved["summary"]["stages"].values() or "not implemented" in saved["summary"]["stages"].values()
     for r in saved["records"]:  # a pass that could not run because an earlier one raised says which
         if r.get("reason", "").endswith(" raised first"):
             assert r["check"] == "engine" and r["where"] == f"layer {r['layer']} {r['quantity']}", r
@@ -115,21 +137,22 @@ def test_setters_that_return_their_arrays_are_a_convention_not_a_failure(tmp_pat
     assert code == 0, "\n".join(saved["findings"])
 
 
-def test_findings_within_a_stage_are_listed_by_layer():
+def test_findings_within_a_stage_are_listed_by_layer():  # different root causes, so never merged
     lab = candidate.Lab(candidate.load(str(FIXTURE)), "course_engine")
     lab.net = "6-4-2-4-6 tlts"
-    lab.failure("backward", "layer 3 backward", "raised", "raised KeyError: 3", layer=3)
-    lab.failure("backward", "layer 1 backward", "raised", "raised KeyError: 1", layer=1)
-    lab.failure("forward", "layer 2 forward", "raised", "raised KeyError: 2", layer=2)
-    assert lab.findings() == ["[net 6-4-2-4-6 tlts] layer 2 forward: raised KeyError: 2",
-                              "[net 6-4-2-4-6 tlts] layer 1 backward: raised KeyError: 1",
-                              "[net 6-4-2-4-6 tlts] layer 3 backward: raised KeyError: 3"]
+    lab.failure("backward", "layer 3 backward", "raised", "raised KeyError: 'W'", layer=3)
+    lab.failure("backward", "layer 1 backward", "raised", "raised IndexError: list index out of range", layer=1)
+    lab.failure("forward", "layer 2 forward", "raised", "raised ValueError: shapes differ", layer=2)
+    assert lab.findings() == ["[net 6-4-2-4-6 tlts] layer 2 forward: raised ValueError: shapes differ",
+                              "[net 6-4-2-4-6 tlts] layer 1 backward: raised IndexError: list index out of range",
+                              "[net 6-4-2-4-6 tlts] layer 3 backward: raised KeyError: 'W'"]
 
 
 def test_a_gradient_of_the_wrong_length_is_named_where_it_is_made_and_where_it_shows(tmp_path, monkeypatch):
     code, saved = run(tmp_path, monkeypatch, "backward_returns_the_gradient_one_entry_short")
     assert code == 1
-    assert "    follows from it: [net 6-4-2-4-6 tlts] model: gradient shape (76,), expected (80,)" in saved["findings"]
+    assert any(line.startswith("    follows from it: [net 6-4-2-4-6 tlts] model: gradient shape (76,), expected (80,)")
+               for line in saved["findings"]), "\n".join(saved["findings"])
     short = next(r for r in saved["records"] if r["where"] == "model" and r["quantity"] == "gradient")
     assert (short["verdict"], short["reason"]) == ("fail", "shape (76,), expected (80,)")
 
@@ -138,6 +161,8 @@ def test_a_state_overwritten_by_r_forward_is_named_even_when_r_backward_then_rai
     _, saved = run(tmp_path, monkeypatch, "Rp_forward_overwrites_its_input,Rp_backward_raises")
     assert any(re.search(r"layers? [\d, ]+ Rp_forward: state Rp_forward changes the stored Z that Rp_backward reads",
                          line) for line in saved["findings"]), "\n".join(saved["findings"])
+    state = [r for r in saved["records"] if r["quantity"] == "state"]
+    assert state and all(r["where"] == f"layer {r['layer']} Rp_forward" for r in state)
 
 
 def test_one_root_cause_is_one_line_whatever_layers_and_nets_show_it(tmp_path, monkeypatch):
@@ -380,3 +405,14 @@ def test_the_lab_s_random_weights_and_data_come_from_its_seed(monkeypatch):
     monkeypatch.delenv("COURSE_ENGINE_BUG", raising=False)
     measured = [[r.get("measured") for r in candidate.examine(str(FIXTURE), seed=seed)[0]] for seed in (0, 0, 1)]
     assert measured[0] == measured[1] and measured[0] != measured[2]
+
+
+def test_a_candidate_without_a_linear_activation_is_examined_where_it_can_be(tmp_path):
+    modules = candidate.load(str(FIXTURE))
+    kept = {name: value for name, value in vars(modules["activations"]).items() if "Linear" not in name}
+    modules["activations"] = types.SimpleNamespace(**kept)
+    lab = candidate.Lab(modules, "course_engine")
+    lab.run()
+    skipped = [r for r in lab.records if r.get("reason") == "no linear activation to stand in"]
+    assert skipped and all((r["verdict"], r["stage"]) == ("cannot run", "model") for r in skipped)
+    assert "activation" in lab.summary()["stages"]  # the rest was examined
