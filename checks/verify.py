@@ -67,6 +67,7 @@ from checks.taylor import last_run, slope
 H_COMPLEX = 1e-30
 H_MP, H_MP_SMALL, MP_DPS = 1e-15, 1e-22, 50
 SWEEP = np.logspace(-1, -12, 23)
+KINK_STEPS = np.logspace(0, -12, 25)  # the sweep and two larger steps: a kink out to Taylor's t <= 1/4 is seen
 DELTAS = [10.0**-k for k in range(2, 15)]
 ROUNDOFF_FACTOR = 8  # an entry's tolerance in units of its measured rounding scale
 JITTERS = 3  # copies of x moved in their last bits, to measure the rounding scale
@@ -293,27 +294,27 @@ class _Point:
         return 0.0
 
     def kink(self, p):
-        """The distance to a kink along p seen by the central-difference steps, or None.
+        """The distance to a kink along p seen by the steps of the central differences and Taylor, or None.
 
-        A kink is a run of at least three steps (from 1e-2 down) whose second difference |f(x + hp) -
-        2 f(x) + f(x - hp)| / h stands 1000 times above round-off and is flat (each step within a factor 3
+        A kink is a run of at least three steps h (1, 10^-1/2, ..., 1e-12) whose second difference
+        |f(x + hp) - 2 f(x) + f(x - hp)| / h stands 1000 times above round-off and is flat (each step within a factor 3
         of the one before): a jump of slope, where a smooth f gives h |p.Hp|, which falls 3.2 times a step.
         It is a kink within the steps when the run reaches the smallest step, or when within two steps
         after the run the second difference falls to round-off or more than 10 times below the run's last
         step (a second kink or the curvature may hold it up for a step): the kink lies just below the
         run's last step."""
-        values = [(h, _at_step(self.fun, self.x + h * p), _at_step(self.fun, self.x - h * p)) for h in SWEEP]
+        values = [(h, _at_step(self.fun, self.x + h * p), _at_step(self.fun, self.x - h * p)) for h in KINK_STEPS]
         a = np.array([abs(u - 2 * self.f0 + v) / h if math.isfinite(u + v) else math.nan for h, u, v in values])
-        above = a > 1e3 * (self.noise + self.eps * abs(self.f0)) / SWEEP
-        for j in range(int(np.searchsorted(-SWEEP, -1e-2)), len(SWEEP) - 2):
+        above = a > 1e3 * (self.noise + self.eps * abs(self.f0)) / KINK_STEPS
+        for j in range(len(KINK_STEPS) - 2):
             run = a[j:j + 3]
             if above[j:j + 3].all() and run.max() <= 3 * run.min():  # flat: a slope jump, not h |p.Hp|
                 end = j + 2
-                while end + 1 < len(SWEEP) and above[end + 1] and a[end + 1] > a[end] / 3:
+                while end + 1 < len(KINK_STEPS) and above[end + 1] and a[end + 1] > a[end] / 3:
                     end += 1
-                after = range(end + 1, min(end + 3, len(SWEEP)))
-                if end + 1 == len(SWEEP) or any(not above[i] or a[i] < a[end] / 10 for i in after):
-                    return float(SWEEP[end])
+                after = range(end + 1, min(end + 3, len(KINK_STEPS)))
+                if end + 1 == len(KINK_STEPS) or any(not above[i] or a[i] < a[end] / 10 for i in after):
+                    return float(KINK_STEPS[end])
         return None
 
 

@@ -396,7 +396,7 @@ def test_records_name_the_function_and_how_close_the_claim_came():
     agreements = {r["agreement"] for r in result.records if "agreement" in r}
     assert agreements and agreements <= {"exact to working precision", "right up to the rounding of its float "
                                                                        "evaluation"}
-    assert {r["dtype"] for r in result.records} == {"float64"}
+    assert {r["dtype"] for r in result.records} == {"float64"} and {r["seed"] for r in result.records} == {0}
     assert {r["entries"] for r in result.records if "agreement" in r} == {problem.x.size}
     # a callable without a __name__ (a partial, an object with __call__) is "fun"
     partial = verify(functools.partial(Problem.fun, problem), problem.x, grad=problem.grad)
@@ -427,3 +427,15 @@ def test_steps_that_leave_the_domain_of_fun_or_grad_are_named_not_raised():
     assert left == {("central difference", "gradient", "every step leaves fun's domain"),
                     ("Richardson", "gradient", "every step leaves fun's domain"),
                     ("central difference", "Hv", "every step leaves grad's domain")}, result.table()
+
+
+def test_a_grad_of_another_length_on_one_side_of_x_leaves_its_domain_there():
+    problem = Problem(1)
+
+    def grad(y):  # one entry short wherever y[0] lies above x[0]: no central step can use it
+        g = problem.grad(y)
+        return g[:-1] if y[0] > problem.x[0] + 1e-15 else g
+
+    result = verify(problem.fun, problem.x, grad=grad, hvp=problem.hvp, directions=1)
+    assert [r["reason"] for r in result.records if r["check"] == "central difference" and r["quantity"] == "Hv"] == [
+        "every step leaves grad's domain"], result.table()

@@ -200,9 +200,16 @@ def kinked(*kinks):
 
 
 def test_a_kink_seen_by_just_three_steps_is_a_kink():
-    # the second difference is flat (1.9 to 1.0) at h = 1e-2, 3e-3 and 1e-3 > d, then 0 below d
-    result = verify(x=np.array([0.0]), **kinked((1.0, 5e-4)))
-    assert kink_distances(result) == {"1e-03"}, result.table()
+    # the second difference is flat (1.9 to 1.0) at h = 1, 0.3 and 0.1 > d, then 0 below d
+    result = verify(x=np.array([0.0]), **kinked((1.0, 0.05)))
+    assert kink_distances(result) == {"1e-01"}, result.table()
+
+
+@pytest.mark.parametrize("d", [3e-6, 7e-4, 7e-3, 2e-2, 0.2])
+def test_a_kink_anywhere_within_the_steps_is_named_and_never_fails_a_right_gradient(d):
+    result = verify(x=np.array([0.0]), **kinked((1.0, d)))
+    assert result.passed, result.table()
+    assert kink_distances(result) or d > 0.1, result.table()  # beyond 0.1 two steps see it: no run of three
 
 
 def test_a_kink_ends_where_the_second_difference_falls_more_than_ten_times():
