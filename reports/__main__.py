@@ -26,6 +26,14 @@ from studies.data import DataError, find_idx_files
 
 
 def main(argv=None):
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C in the lab, the small problem or the benchmark
+        print("interrupted: run the same command again (the study resumes where it stopped)", file=sys.stderr)
+        return studies_cli.INTERRUPTED
+
+
+def _main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="full checks and full study (hours)")
     parser.add_argument("--from-records", action="store_true", help="only rebuild the PDF from existing records")
@@ -84,9 +92,13 @@ def main(argv=None):
         stage("1/5 verification lab")
         status |= checks_cli.main((["--quick"] if not args.full else []) + ["--out", f"{args.results}/checks{suffix}"])
         stage("2/5 MNIST optimizer study")
-        status |= studies_cli.main((["--quick"] if not args.full else [])
-                                   + (["--data-dir", args.data_dir] if args.data_dir else [])
-                                   + ["--out", f"{args.results}/study{suffix}", "--workers", str(args.workers)])
+        code = studies_cli.main((["--quick"] if not args.full else [])
+                                + (["--data-dir", args.data_dir] if args.data_dir else [])
+                                + ["--out", f"{args.results}/study{suffix}", "--workers", str(args.workers)])
+        if code:  # interrupted (130), a failed run or a held folder (1): no report from an unfinished study
+            print(f"the main job stops: the study did not finish (exit {code}); the same command resumes it",
+                  file=sys.stderr)
+            return code
         stage("3/5 optimizers on a small problem")
         status |= synthetic.main(["--out", f"{args.results}/synthetic.json"]) or 0
         stage("4/5 engine benchmark (timings, not checks; torch and JAX compared when installed)")

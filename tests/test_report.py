@@ -200,3 +200,31 @@ def test_the_main_job_runs_the_study_on_the_data_dir_it_is_given(tmp_path, monke
     calls.clear()
     assert reports_cli.main(["--data-dir", str(data_dir), "--results", out]) == 2
     assert calls == {}
+
+
+@pytest.mark.parametrize("code", [130, 1])
+def test_the_main_job_stops_where_the_study_did_not_finish(tmp_path, monkeypatch, capsys, code):
+    from reports import __main__ as reports_cli
+
+    calls = []
+    for name, module, result in (("checks", reports_cli.checks_cli, 1), ("study", reports_cli.studies_cli, code),
+                                 ("synthetic", reports_cli.synthetic, 0), ("bench", reports_cli.bench, 0)):
+        monkeypatch.setattr(module, "main", lambda argv, name=name, result=result: calls.append(name) or result)
+    monkeypatch.setattr(reports_cli, "build", lambda *args, **kwargs: calls.append("build"))
+    assert reports_cli.main(["--results", str(tmp_path / "results")]) == code
+    assert calls == ["checks", "study"]  # a failed check went on; the unfinished study stopped it
+    assert "the study did not finish" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_the_lab_stops_the_main_job_in_one_line(tmp_path, monkeypatch, capsys):
+    from reports import __main__ as reports_cli
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    calls = []
+    monkeypatch.setattr(reports_cli.checks_cli, "main", interrupted)
+    monkeypatch.setattr(reports_cli.studies_cli, "main", lambda argv: calls.append("study") or 0)
+    assert reports_cli.main(["--results", str(tmp_path / "results")]) == 130 and calls == []
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
