@@ -128,26 +128,28 @@ def _vector(name, value, length):
     return array
 
 
-def _at_step(fun, point):
-    """fun at a step away from x, or nan where the step leaves fun's domain (raises or is not finite)."""
+def _off_domain(read, fn, point, outside):
+    """read(fn(point)) at a step away from x, or ``outside`` where the step leaves fn's domain (fn raises
+    or warns there, or read finds no valid value)."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
-            value = np.asarray(fun(point))
-            return float(value.ravel()[0]) if value.size == 1 and value.dtype.kind in "fiu" else math.nan
+            return read(fn(point))
         except Exception:
-            return math.nan
+            return outside
+
+
+def _at_step(fun, point):
+    """fun at a step away from x, or nan where the step leaves fun's domain (raises or is not finite)."""
+    def scalar(value):
+        value = np.asarray(value)
+        return float(value.ravel()[0]) if value.size == 1 and value.dtype.kind in "fiu" else math.nan
+    return _off_domain(scalar, fun, point, math.nan)
 
 
 def _vector_at_step(fn, point, length):
-    """fn at a step away from x as ``length`` floats, or None where the step leaves fn's domain (it raises,
-    warns or is not finite there)."""
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")
-        try:
-            return _vector("", fn(point), length)
-        except Exception:
-            return None
+    """fn at a step away from x as ``length`` floats, or None where the step leaves fn's domain."""
+    return _off_domain(lambda value: _vector("", value, length), fn, point, None)
 
 
 def _relative(error, scale):
