@@ -8,6 +8,7 @@ import concurrent.futures
 import math
 import multiprocessing
 import os
+import random
 import signal
 import threading
 import time
@@ -113,7 +114,9 @@ def run_batch(configs, task, data, folder, executor, progress, data_id, stats=No
     A failed run stops the batch at once (StudyError naming the run); so does
     Ctrl-C (KeyboardInterrupt, after the workers are stopped).  Progress: runs done of runs planned
     and the time left in this batch (from its pace so far), every run when ``verbose``, else about
-    every tenth of the batch and the last.
+    every tenth of the batch and the last.  The runs go to the executor in a seeded shuffled order:
+    a stage lists its cheap architectures first, and a pace measured on those alone said "4 min
+    left" of 50 (the order changes no record; the returned list is in ``configs``' order).
     """
     version = code_version()
     records, configs_to_run = {}, []
@@ -155,7 +158,7 @@ def run_batch(configs, task, data, folder, executor, progress, data_id, stats=No
                  + (f"; {time_left(left)} left in this stage" if done < planned else ""))
 
     try:
-        for config in configs_to_run:
+        for config in random.Random(0).sample(configs_to_run, len(configs_to_run)):
             future = executor.submit(task, config, data)
             futures[future] = config
             if future.done():  # an inline executor has run it already: save it now

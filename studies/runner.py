@@ -3,7 +3,7 @@
 The study follows optimizer-benchmark practice (DeepOBS; Schmidt et al.
 2021): three sets with one job each (train; validation, only to choose;
 test, only to report), the tuned configuration rerun with several seeds,
-winners only where the margin exceeds the seed spread, and budgets in epochs,
+winners only where a rank test over the seeds says so, and budgets in epochs,
 seconds and examples processed.
 
 A *run* is one config (architecture, optimizer, step size, minibatch size,
@@ -27,8 +27,11 @@ the fixed epoch budget (diverged runs are out), all with seed 0:
 HF has no step size: its grid is the gradient minibatch size alone.
 
 The test set scores each tuned config's seed runs (median and min-max); a
-winner is declared only when the runner-up's median is further from it than
-either's spread, otherwise the tied methods are named.
+winner is declared only when a one-sided exact Mann-Whitney test of its seeds'
+test losses against every other method's gives p <= 0.05
+(``studies.summary.rank_test``), otherwise the tied methods are named.  Where
+the same test on validation losses cannot decide, the tied configs get more
+seeds, one at a time, up to ``max_seeds`` (``more_seeds``).
 
 Runs are independent, so they go to an executor: by default a process pool
 on this machine; ``run_study(executor=...)`` takes any

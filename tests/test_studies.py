@@ -303,6 +303,30 @@ def test_a_record_of_another_config_or_other_data_is_not_loaded(tmp_path):
     assert store.run_key(config, data_id, version) != store.run_key(config, "other", version)
 
 
+def test_the_time_left_holds_when_a_stage_lists_its_cheap_runs_first(tmp_path, monkeypatch):
+    # a stage of 20 one-second runs, then 20 of ten seconds (a linear net's grid before a tanh net's),
+    # on one worker under a fake clock: the first line must not say a tenth of the truth
+    clock = [0.0]
+    monkeypatch.setattr(executors.time, "perf_counter", lambda: clock[0])
+    configs = [protocol.make_config("linear 784-2-784", "sgd", step, 20, 1, 0) for step in range(1, 21)]
+    configs += [protocol.make_config("tanh 784-64-2-64-784", "sgd", step, 20, 1, 0) for step in range(1, 21)]
+
+    def task(config, data):
+        clock[0] += 1.0 if config["architecture"].startswith("linear") else 10.0
+        record = {"config": config, "key": store.run_key(config, "d", store.code_version()),
+                  "data": {"fingerprint": "d"}, "final_validation_loss": 1.0, "diverged": None, "wall_seconds": 0}
+        return record, {}
+
+    messages = []  # (line, the clock when it was said)
+    records = executors.run_batch(configs, task, None, tmp_path, executors._Inline(),
+                                  lambda line: messages.append((line, clock[0])), "d", verbose=False)
+    assert [r["config"] for r in records] == configs  # the order submitted changes nothing returned
+    first, said_at = messages[0]
+    estimate = float(first.split("about ")[1].split()[0]) * (60 if " min left" in first else 1)
+    left = clock[0] - said_at
+    assert left / 2 <= estimate <= left * 2, (first, left)
+
+
 def test_runs_are_reproducible_and_a_process_pool_gives_the_same_records(tmp_path):
     data_dir = tmp_path / "mnist"
     data_dir.mkdir()
