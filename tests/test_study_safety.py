@@ -244,7 +244,7 @@ def test_fetch_says_when_the_server_sent_an_html_page(tmp_path):
 def test_a_failed_run_stops_the_batch_at_once_naming_the_run(tmp_path, mnist):
     bad = protocol.make_config("linear 784-2-784", "adam", -1.0, 10, 2, 0)  # refused by the step rule
     slow = [protocol.make_config("tanh 784-64-2-64-784", "adam", 0.01, 10, 400, s) for s in range(6)]
-    pool = executors.make_executor(2)
+    pool = executors.make_executor(7)  # one worker a run: the bad run starts at once, whatever the order
     data = study_data.load_idx_folder(mnist, n_validation=20)
     try:
         with pytest.raises(store.StudyError, match=r"run linear 784-2-784 adam step -1.0 batch 10 seed 0 "
