@@ -270,7 +270,6 @@ def certified_section(checks):
     return "".join(out) + "\n"
 
 
-HF_SHORT = {"curvature_fraction": "curvature", "max_cg_iterations": "CG", "damping": "damping"}
 
 
 def hf_budget_line(arch, b, mode):
@@ -338,7 +337,7 @@ def study_section(study, fig):
             status = ("winner" if opt == result["winner"] else
                       "tie" if result["winner"] is None and opt in result["tied"] else "")
             step = num(c["step_size"]) if opt != "hf" else esc(", ".join(
-                f"{HF_SHORT[k]} {v}" for k, v in c["hf"].items() if protocol.HF_DEFAULT[k] != v) or "-")
+                f"{protocol.HF_SHORT[k]} {v}" for k, v in c["hf"].items() if protocol.HF_DEFAULT[k] != v) or "-")
             rows.append([esc(arch), f"{mark}{esc(opt)}{mark}", step, str(c["minibatch_size"]),
                          fixed(median) if median is not None else "diverged",
                          f"{fixed(tuned['min_test_loss'])} - {fixed(tuned['max_test_loss'])}"

@@ -19,7 +19,7 @@ from checks.records import output_folder_problem
 from studies import data as study_data
 from studies import plots
 from studies.fetch import MIRROR, FetchError, fetch
-from studies.protocol import HF_DEFAULT
+from studies.protocol import HF_DEFAULT, HF_SHORT
 from studies.runner import run_study
 from studies.store import StudyError, folder_lock, saved_runs
 
@@ -33,19 +33,19 @@ def summary_table(summary):
              f"PCA-2 (fitted on train) test loss {pca_loss:.3f}   "
              f"(mean image alone {summary['mean_only_test_loss']:.3f})",
              f"tuned on the validation set; test loss over {summary['seeds']} seeds: median [min, max]",
-             f"{'architecture':30} {'optimizer':9} {'step':>7} {'batch':>6} {'test median':>11} "
+             f"{'architecture':30} {'optimizer':9} {'step':>13} {'batch':>6} {'test median':>11} "
              f"{'[min, max]':>17} {'/ PCA-2':>8}"]
     for arch, result in summary["architectures"].items():
         for opt, tuned in result["tuned"].items():
             step = "-" if tuned["config"]["step_size"] is None else f"{tuned['config']['step_size']:g}"
             if opt == "hf":
-                step = ",".join(f"{k[:5]} {v}" for k, v in tuned["config"]["hf"].items()
+                step = ",".join(f"{HF_SHORT[k]} {v}" for k, v in tuned["config"]["hf"].items()
                                 if HF_DEFAULT[k] != v) or "-"
             median = tuned["median_test_loss"]
             mark = " <- best" if opt == result["winner"] else " (tied)" if opt in result["tied"] and \
                 result["winner"] is None else ""
             spread = f"[{tuned['min_test_loss']:.3f}, {tuned['max_test_loss']:.3f}]" if median is not None else ""
-            lines.append(f"{arch:30} {opt:9} {step:>7} {tuned['config']['minibatch_size']:6d} "
+            lines.append(f"{arch:30} {opt:9} {step:>13} {tuned['config']['minibatch_size']:6d} "
                          + (f"{median:11.3f} {spread:>17} {median / pca_loss:8.3f}{mark}" if median is not None
                             else "   diverged"))
         lines.append(f"{'':30} {verdict(result)}")

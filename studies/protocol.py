@@ -36,6 +36,7 @@ OPTIMIZERS = ["sgd", "momentum", "rmsprop", "adam", "hf"]
 # damping climbing): the defaults, then one change at a time at HF's best gradient minibatch
 HF_DEFAULT = {"curvature_fraction": 0.1, "max_cg_iterations": 100, "damping": 1.0}
 HF_GRID = [{"curvature_fraction": 0.3}, {"max_cg_iterations": 250}, {"damping": 0.1}]
+HF_SHORT = {"curvature_fraction": "curvature", "max_cg_iterations": "CG", "damping": "damping"}  # in tables
 L2_COEF = 1e-5
 RECONSTRUCTED = 8  # validation digits whose reconstructions are kept
 

@@ -361,3 +361,17 @@ def test_long_stages_say_how_far_they_are_and_the_time_left(tmp_path, monkeypatc
         done, planned = map(int, line[1:line.index("]")].split("/"))
         assert ("left in this stage" in line) == (done < planned)
     assert len(stages) == 3 and stages[0] == "stage 1 (step sizes): 18 runs"
+
+
+def test_the_summary_table_names_hf_s_tuned_option_in_full():
+    def tuned(optimizer, step, hf=None):
+        config = protocol.make_config("linear 784-2-784", optimizer, step, 1000, 1, 0, hf=hf)
+        return {"config": config, "median_test_loss": 2.0, "min_test_loss": 1.9, "max_test_loss": 2.1}
+
+    result = {"tuned": {"adam": tuned("adam", 0.001), "hf": tuned("hf", None, {"max_cg_iterations": 250})},
+              "winner": None, "tied": ["adam", "hf"], "margin": 0.0, "runner_up": "hf", "rule": "a rule"}
+    summary = {"data": {"name": "made up"}, "pca2": {"test_loss": 2.0}, "mean_only_test_loss": 3.0, "seeds": 3,
+               "architectures": {"linear 784-2-784": result}}
+    rows = summary_table(summary).splitlines()
+    assert any(row.split()[2:5] == ["hf", "CG", "250"] for row in rows), rows  # not "max_c 250"
+    assert any(row.split()[2:4] == ["adam", "0.001"] for row in rows), rows
