@@ -270,3 +270,13 @@ def test_the_50_digit_slope_is_fitted_above_100_times_10_to_the_minus_50():
                             "error": np.array([1e-6, 1e-8, 1e-10, 5e-49, 1e-70])}}
     [best, fitted] = suite.sweep_records(curve, "gradient", {"net": "x"})
     assert fitted["check"] == "mp-central slope" and fitted["slope"] == pytest.approx(2.0, abs=1e-9)
+
+
+def test_full_mode_measures_detection_power_on_the_first_net_and_the_tied_ones_only(monkeypatch):
+    # three small nets: the first, an untied one, a tied one (full mode sweeps every net)
+    monkeypatch.setattr(suite, "FULL", [([3, 3], "l", False, False, 4), ([3, 3], "l", True, False, 4),
+                                        ([3, 2, 3], "ll", False, True, 3)])
+    records, _ = suite.run_suite(quick=False, seed=0)
+    nets = list(dict.fromkeys(r["net"] for r in records))[:3]  # then the G -> H problem's own net
+    measured = {r["net"] for r in records if r["check"] == "detection power"}
+    assert nets[1].endswith("bias") and measured == {nets[0], nets[2]}, (nets, measured)
