@@ -285,8 +285,11 @@ def start_slow_study(tmp_path, mnist):
     script = tmp_path / "slow_study.py"
     script.write_text(textwrap.dedent(SLOW_STUDY))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # SIGINT at its default, as in a terminal: a test run started in the background (`pytest &` in a
+    # script) ignores SIGINT, and its children would inherit that and never see the Ctrl-C sent here
     process = subprocess.Popen([sys.executable, str(script), str(mnist), str(tmp_path / "out")], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while len(group_members(process.pid)) < 3:  # the study and its two workers
         assert process.poll() is None, process.communicate()
