@@ -270,8 +270,6 @@ def certified_section(checks):
     return "".join(out) + "\n"
 
 
-
-
 def hf_budget_line(arch, b, mode):
     """One bullet: HF against the best first-order method at equal seconds and examples; in full mode
     on the deep ReLU net, whether HF came within 5% at equal seconds."""
@@ -336,8 +334,7 @@ def study_section(study, fig):
             mark = "*" if opt == result["winner"] else ""
             status = ("winner" if opt == result["winner"] else
                       "tie" if result["winner"] is None and opt in result["tied"] else "")
-            step = num(c["step_size"]) if opt != "hf" else esc(", ".join(
-                f"{protocol.HF_SHORT[k]} {v}" for k, v in c["hf"].items() if protocol.HF_DEFAULT[k] != v) or "-")
+            step = num(c["step_size"]) if opt != "hf" else esc(protocol.hf_options_changed(c))
             rows.append([esc(arch), f"{mark}{esc(opt)}{mark}", step, str(c["minibatch_size"]),
                          fixed(median) if median is not None else "diverged",
                          f"{fixed(tuned['min_test_loss'])} - {fixed(tuned['max_test_loss'])}"

@@ -19,7 +19,7 @@ from checks.records import output_folder_problem
 from studies import data as study_data
 from studies import plots
 from studies.fetch import MIRROR, FetchError, fetch
-from studies.protocol import HF_DEFAULT, HF_SHORT
+from studies.protocol import hf_options_changed
 from studies.runner import run_study
 from studies.store import StudyError, folder_lock, saved_runs
 
@@ -39,8 +39,7 @@ def summary_table(summary):
         for opt, tuned in result["tuned"].items():
             step = "-" if tuned["config"]["step_size"] is None else f"{tuned['config']['step_size']:g}"
             if opt == "hf":
-                step = ",".join(f"{HF_SHORT[k]} {v}" for k, v in tuned["config"]["hf"].items()
-                                if HF_DEFAULT[k] != v) or "-"
+                step = hf_options_changed(tuned["config"])
             median = tuned["median_test_loss"]
             mark = " <- best" if opt == result["winner"] else " (tied)" if opt in result["tied"] and \
                 result["winner"] is None else ""

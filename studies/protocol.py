@@ -63,6 +63,11 @@ def describe_config(config):
             f"seed {config['seed']}")
 
 
+def hf_options_changed(config):
+    """HF's options that differ from ``HF_DEFAULT``, by their short names ("CG 250"), or "-"."""
+    return ", ".join(f"{HF_SHORT[k]} {v}" for k, v in config["hf"].items() if HF_DEFAULT[k] != v) or "-"
+
+
 def _score(record):
     """Validation loss for tuning: the test set never chooses anything."""
     loss = record["final_validation_loss"]
