@@ -311,7 +311,7 @@ def study_section(study, fig):
            "the test set scores the tuned configurations and chooses nothing. The yardstick is PCA with 2 "
            "components fitted on the training set, the optimum of a linear 784-2-784 autoencoder: test loss "
            f"*{num(pca, 3)}* in the measure of (1) (the mean image alone: {num(study['mean_only_test_loss'], 3)}). "
-           f"Mode {esc(study['mode'])}, {study['epochs']} epochs per run, L2 coefficient 1e-5. Middle layers "
+           f"Mode {esc(study['mode'])}: {esc(study['budget_rule'])}; L2 coefficient 1e-5. Middle layers "
            "are linear with 2 units; hidden layers tanh or ReLU; the output layer sigmoid for pixels "
            "(linear for the linear net).\n\n",
            f"*Tuning rule.* {esc(study['tuning_rule'])}.\n\n",

@@ -129,7 +129,9 @@ def main(argv=None):
     if argv[:1] == ["fetch"]:
         return fetch_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m studies", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 small architectures, 10 epochs (minutes)")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 small architectures, 10 epochs (minutes; default: full mode, 4 architectures, "
+                             "120,000 training examples a run, in whole epochs)")
     parser.add_argument("--data-dir", default=None, help="folder with the four MNIST IDX files")
     parser.add_argument("--train-subset", type=positive_int, default=None,
                         help="train on a seeded subset of N of the training digits")

@@ -55,6 +55,7 @@ from studies.protocol import (
     _score,
     beyond,
     build_architecture,
+    epochs_for,
     fit_to_data,
     make_config,
 )
@@ -149,6 +150,7 @@ def run_study(folder, mode="quick", data=None, seed=0, executor=None, workers=2,
     for asked, used in {**capped, **hf_capped}.items():
         progress(f"minibatch {asked} is more than the {n_train} training digits: using {used}")
     middle = minibatches[len(minibatches) // 2]
+    epochs = epochs_for(spec, n_train)
     pairs = [(arch, opt) for arch in spec["architectures"] for opt in OPTIMIZERS]
     tic = time.perf_counter()
     with folder_lock(folder):
@@ -172,7 +174,7 @@ def run_study(folder, mode="quick", data=None, seed=0, executor=None, workers=2,
             for arch, opt in pairs:
                 grid = ([(None, b) for b in hf_minibatches] if opt == "hf"
                         else [(s, middle) for s in STEP_GRID[opt][spec["steps"]]])
-                grids[arch, opt] = [make_config(arch, opt, s, b, spec["epochs"], seed) for s, b in grid]
+                grids[arch, opt] = [make_config(arch, opt, s, b, epochs, seed) for s, b in grid]
             run([c for cs in grids.values() for c in cs], "stage 1 (step sizes)")
             extensions = {pair: {"low": 0, "high": 0} for pair in pairs}
             while True:  # grow each grid past the edge where its best step sits
@@ -185,7 +187,7 @@ def run_study(folder, mode="quick", data=None, seed=0, executor=None, workers=2,
                     for side, edge, direction in (("low", steps[0], -1), ("high", steps[-1], 1)):
                         if best == edge and extensions[arch, opt][side] < spec["max_extensions"]:
                             extensions[arch, opt][side] += 1
-                            config = make_config(arch, opt, beyond(edge, direction), middle, spec["epochs"], seed)
+                            config = make_config(arch, opt, beyond(edge, direction), middle, epochs, seed)
                             grids[arch, opt].append(config)
                             new.append(config)
                 if not new:
@@ -196,9 +198,9 @@ def run_study(folder, mode="quick", data=None, seed=0, executor=None, workers=2,
                 best = best_of(grids[arch, opt])
                 if opt == "hf":  # HF's own options, one change at a time, at its best minibatch
                     stage2[arch, opt] = [make_config(arch, opt, None, best["config"]["minibatch_size"],
-                                                     spec["epochs"], seed, hf=change) for change in HF_GRID]
+                                                     epochs, seed, hf=change) for change in HF_GRID]
                 else:
-                    stage2[arch, opt] = [make_config(arch, opt, best["config"]["step_size"], b, spec["epochs"], seed)
+                    stage2[arch, opt] = [make_config(arch, opt, best["config"]["step_size"], b, epochs, seed)
                                          for b in minibatches if b != best["config"]["minibatch_size"]]
             run([c for cs in stage2.values() for c in cs],
                 "stage 2 (minibatch sizes at the best step; HF's options at its best minibatch)")

@@ -8,7 +8,16 @@ import pathlib
 from checks.records import atomic_write
 from studies import data as study_data
 from studies import pca
-from studies.protocol import HF_DEFAULT, HF_GRID, OPTIMIZERS, STEP_GRID, TARGET_FACTOR, describe_config, seed_list
+from studies.protocol import (
+    HF_DEFAULT,
+    HF_GRID,
+    OPTIMIZERS,
+    STEP_GRID,
+    TARGET_FACTOR,
+    describe_config,
+    epochs_for,
+    seed_list,
+)
 from studies.store import StudyError, code_version, run_key
 
 
@@ -158,8 +167,14 @@ def summarise(folder, mode, spec, grids, extensions, tuned_configs, seeded, reco
                                "best": ranked[0], "runner_up": ranked[1], "margin": margin, "target": target}
     grid_text = {o: STEP_GRID[o][spec["steps"]] for o in STEP_GRID}
     first_seed = next(iter(tuned_configs.values()))["seed"]
+    n_train = dataset.train.shape[1]
+    epochs = epochs_for(spec, n_train)
     summary = {
-        "mode": mode, "epochs": spec["epochs"], "seeds": spec["seeds"], "code_version": version, "data": data,
+        "mode": mode, "epochs": epochs, "examples_per_run": epochs * n_train,
+        "budget_rule": (f"{epochs} epochs of the {n_train} training digits a run"
+                        + (f" (the mode's budget of {spec['examples']} examples, in whole epochs)"
+                           if "epochs" not in spec else "")),
+        "seeds": spec["seeds"], "code_version": version, "data": data,
         "pca2": {f"{split}_loss": loss for split, loss in pca_losses.items()},
         "mean_only_test_loss": float(((dataset.test - dataset.train.mean(1, keepdims=True)) ** 2).sum()
                                      / (2 * dataset.test.shape[1])),
@@ -169,7 +184,7 @@ def summarise(folder, mode, spec, grids, extensions, tuned_configs, seeded, reco
                         f"{spec['max_extensions']} points a side), then the best step at minibatch sizes "
                         f"{sizes['minibatches']}; HF over gradient minibatches {sizes['hf_minibatches']} with "
                         f"{HF_DEFAULT}, then at its best minibatch each of {HF_GRID}; "
-                        f"best = lowest validation loss after {spec['epochs']} epochs, diverged runs excluded; "
+                        f"best = lowest validation loss after {epochs} epochs, diverged runs excluded; "
                         f"the tuned config is rerun with seeds {seed_list(spec, first_seed)} and scored on the "
                         "test set"
                         + "".join(f"; minibatch {k} capped to the {v} training digits"

@@ -282,6 +282,17 @@ def test_study_runs_tunes_resumes_and_never_confuses_configs(tmp_path, monkeypat
                      progress=messages.append)
     assert len(list((out / "runs").glob("*.json"))) == 2 * n_runs  # new records, old ones untouched
 
+    # a budget in examples is the same runs as the whole epochs nearest to it: nothing computed again
+    n_train = summary["data"]["train"]
+    by_examples = {k: v for k, v in TINY.items() if k != "epochs"} | {"examples": round(3.4 * n_train)}
+    monkeypatch.setitem(protocol.MODES, "tiny", by_examples)
+    again = runner.run_study(out, mode="tiny", data=study_data.DataSpec(str(data_dir), None, 0, 20), workers=1,
+                             progress=messages.append)
+    assert again["timing"]["computed"] == 0
+    assert (again["epochs"], again["examples_per_run"]) == (3, 3 * n_train)
+    assert f"3 epochs of the {n_train} training digits" in again["budget_rule"]
+    assert f"budget of {round(3.4 * n_train)} examples" in again["budget_rule"]
+
 
 def test_a_record_of_another_config_or_other_data_is_not_loaded(tmp_path):
     config = protocol.make_config("linear 784-2-784", "adam", 0.01, 10, 2, 0)

@@ -215,3 +215,11 @@ def test_an_undecided_tie_gets_more_seeds_decided_on_validation_never_on_test():
     new, seeded = plan(tied)
     assert sorted(c["optimizer"] for c in new) == ["momentum", "sgd"] and {c["seed"] for c in new} == {3}
     assert len(seeded["a", "sgd"]) + 1 == 4  # and the cap of 5 seeds leaves room for one more, then stops
+
+
+def test_full_mode_runs_40_epochs_of_the_embedded_digits_and_as_many_examples_of_mnist():
+    full = protocol.MODES["full"]
+    assert protocol.epochs_for(full, 3000) == 40  # the embedded digits: the exhaustive protocol, unchanged
+    assert protocol.epochs_for(full, 55000) == 2  # official MNIST: 110,000 examples
+    assert protocol.epochs_for(full, 80000) == 2 and protocol.epochs_for(full, 1_000_000) == 1  # never zero
+    assert protocol.epochs_for(protocol.MODES["quick"], 55000) == 10  # quick mode counts epochs
