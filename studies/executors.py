@@ -138,6 +138,10 @@ def run_batch(configs, task, data, folder, executor, progress, data_id, stats=No
             record, arrays = future.result()
         except Exception as error:
             raise StudyError(f"run {describe_config(config)} failed: {type(error).__name__}: {error}") from error
+        if record["key"] != run_key(config, data_id, version):  # not the run asked for: other code made it
+            raise StudyError(f"run {describe_config(config)} was made by code version {record.get('code_version')}, "
+                             f"not this study's {version}: the code changed while the study ran; the same "
+                             "command resumes with the new code")
         if record["data"]["fingerprint"] != data_id:
             raise StudyError(f"run {describe_config(config)} was trained on data {record['data']['name']} "
                              f"(fingerprint {record['data']['fingerprint']}), not the study's {data_id}: "

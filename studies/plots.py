@@ -107,6 +107,11 @@ def tuning(summary, arch, out):
 def hf_diagnostics(summary, folder, arch, out):
     """Per step of the tuned HF run: lambda, rho, CG iterations and the iterate backtracking chose."""
     h = _history(folder, summary["architectures"][arch]["tuned"]["hf"]["key"])
+    return hf_steps(h, f"{arch}: the tuned HF run, step by step", out, f"hf_{_slug(arch)}")
+
+
+def hf_steps(h, title, out, name):
+    """An HF run's history step by step: lambda, rho, CG iterations and the iterate backtracking chose."""
     steps = np.arange(1, len(h.get("damping", [])) + 1)
     fig, (damping, ratio, cg) = plt.subplots(1, 3, figsize=(13, 3.6))
     damping.semilogy(steps, h.get("damping", []), "-o", ms=3, color=COLORS["hf"])
@@ -124,8 +129,31 @@ def hf_diagnostics(summary, folder, arch, out):
     for ax in (damping, ratio, cg):
         ax.set_xlabel("HF step")
         ax.grid(True, alpha=0.3)
-    fig.suptitle(f"{arch}: the tuned HF run, step by step", fontsize=10)
-    return save_figure(fig, out, f"hf_{_slug(arch)}")
+    fig.suptitle(title, fontsize=10)
+    return save_figure(fig, out, name)
+
+
+def long_budget(result, folder, out):
+    """The long-budget comparison: validation loss against training seconds, and HF's steps."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for role in ("hf", "first_order"):
+        run = result[role]
+        opt = run["config"]["optimizer"]
+        h = _history(folder, run["key"])
+        ax.semilogy([0.0] + h["seconds"], [h["initial"]["validation_loss"]] + h["validation_loss"], "-o", ms=2,
+                    color=COLORS[opt], label=_label(opt, run["config"]))
+    equal = result["equal_seconds"]
+    if equal:
+        ax.axvline(equal["seconds"], color="gray", ls=":", lw=1, label="equal seconds")
+    ax.set_xlabel("training seconds")
+    ax.set_ylabel("validation loss")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{result['architecture']}: trained for about {result['minutes']:g} min each", fontsize=9)
+    slug = _slug(result["architecture"])
+    return save_figure(fig, out, f"long_budget_{slug}") + hf_steps(
+        _history(folder, result["hf"]["key"]), f"{result['architecture']}: the long HF run, step by step", out,
+        f"long_budget_hf_{slug}")
 
 
 def codes(summary, folder, dataset, arch, out):

@@ -1,6 +1,7 @@
 """The report builds from records made in the test, shows their numbers, and refuses holes."""
 
 import json
+import shutil
 
 import pypdf
 import pytest
@@ -10,7 +11,7 @@ from checks import __main__ as checks_cli
 from checks.records import group_records
 from reports.build import ReportError, build, num
 from studies import __main__ as studies_cli
-from studies import protocol, synthetic
+from studies import long_budget, protocol, synthetic
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +150,28 @@ def test_the_report_shows_each_tuned_hf_run_step_by_step(results, tmp_path):
     for arch in TINY["architectures"]:
         slug = arch.replace(" ", "_").replace("-", "_")
         assert (results / "study-quick" / "figures" / f"hf_{slug}.pdf").exists()
+
+
+def test_the_long_budget_comparison_is_shown_when_current_and_left_out_when_stale(results, tmp_path):
+    text = " ".join(pdf_text(build(results, tmp_path / "none.pdf")).split())
+    assert "HF on its home ground. Not in this report" in text
+    tied = TINY["architectures"][1]
+    out = results / "study-quick" / "long-budget"
+    assert studies_cli.main(["long", "--study", str(results / "study-quick"), "--data-dir", str(results / "mnist"),
+                             "--validation-size", "20", "--architecture", tied, "--minutes", "0.0001"]) == 0
+    long = json.loads((out / "long_budget.json").read_text())
+    try:
+        text = " ".join(pdf_text(build(results, tmp_path / "report.pdf")).split())
+        assert "Not in this report" not in text and "the long HF run step by step" in text
+        assert f"{long['hf_steps']['steps']} steps: damping from" in text  # typst curls the apostrophe
+        assert long_budget.findings(long)[1] in text  # the equal-seconds sentence, the command's own words
+        (out / "long_budget.json").write_text(json.dumps({**long, "code_version": "0123456789ab"}))
+        text = " ".join(pdf_text(build(results, tmp_path / "stale.pdf")).split())
+        assert "Not in this report" in text
+        (out / "long_budget.json").write_text(json.dumps({**long, "data": {"fingerprint": "0000000000000000"}}))
+        assert "Not in this report" in " ".join(pdf_text(build(results, tmp_path / "other.pdf")).split())
+    finally:
+        shutil.rmtree(out)
 
 
 def test_a_summary_over_runs_of_other_data_stops_the_build(results, tmp_path):

@@ -338,6 +338,19 @@ def test_the_time_left_holds_when_a_stage_lists_its_cheap_runs_first(tmp_path, m
     assert left / 2 <= estimate <= left * 2, (first, left)
 
 
+def test_a_run_made_by_code_changed_during_the_study_stops_it_by_name(tmp_path):
+    config = protocol.make_config("linear 784-2-784", "sgd", 0.1, 20, 1, 0)
+
+    def task(config, data):  # a worker that imported the code after it was edited
+        record = {"config": config, "key": store.run_key(config, "d", "edited"), "code_version": "edited",
+                  "data": {"fingerprint": "d"}, "final_validation_loss": 1.0, "diverged": None, "wall_seconds": 0}
+        return record, {}
+
+    with pytest.raises(store.StudyError, match="made by code version edited, not this study's .*code changed"):
+        executors.run_batch([config], task, None, tmp_path, executors._Inline(), lambda line: None, "d")
+    assert not (tmp_path / "runs").exists()  # nothing saved under a key the study never asks for
+
+
 def test_runs_are_reproducible_and_a_process_pool_gives_the_same_records(tmp_path):
     data_dir = tmp_path / "mnist"
     data_dir.mkdir()
