@@ -42,9 +42,13 @@ def test_the_runs_are_compared_at_the_last_epoch_end_within_the_shorter_run():
     assert result["seconds"] == 25.0
     assert (result["hf_validation"], result["first_order_validation"]) == (4.0, 4.1)  # HF's 30-s epoch is out
     assert result["hf_over_first_order"] == pytest.approx(4.0 / 4.1 - 1)
+    assert (result["hf_epochs"], result["first_order_epochs"]) == (2, 5)  # HF's last epoch is cut
     # the other way round: HF the shorter run, the first-order method cut at HF's seconds
     result = long_budget.compare(made_up_run([10.0, 20.0], [5.0, 3.0]), first_order, n_train=100)
     assert (result["seconds"], result["first_order_validation"]) == (20.0, 4.2)
+    # a run with no epoch end within the budget is scored at its initial weights, and says so: 0 epochs
+    result = long_budget.compare(made_up_run([30.0], [3.0], initial=9.0), first_order, n_train=100)
+    assert (result["seconds"], result["hf_validation"], result["hf_epochs"]) == (25.0, 9.0, 0)
 
 
 def test_hf_s_steps_are_described_by_the_engine_s_per_step_diagnostics():
