@@ -1,7 +1,7 @@
 """HF on its home ground: a study's tuned HF and best first-order config, trained long, at equal seconds.
 
 Martens (2010) found HF ahead of first-order methods on deep autoencoders trained long; the study's
-budget is short.  Here each of the two tuned configs (seed 0, the study's own choice) trains for as
+budget is short.  Here each of the two tuned configs (the study's own choice, at its tuning seed) trains for as
 many epochs as the study measured to fit in ``minutes`` (its seconds per epoch, training steps only),
 the two in parallel, one worker each (seconds are wall-clock training seconds: measure on a quiet
 machine).  Both are scored at the end of the last epoch whose training
@@ -40,7 +40,7 @@ def plan(summary, study_folder, architecture, minutes):
     validation loss) of ``architecture``, with the epochs the study's timing fits in ``minutes``."""
     if architecture not in summary["architectures"]:
         raise PlanError(f"the study has no architecture {architecture!r} (it has "
-                         f"{', '.join(summary['architectures'])}); the deep net is in full mode")
+                        f"{', '.join(summary['architectures'])}); the deep net is in full mode")
     result = summary["architectures"][architecture]
     budget = result["hf_at_equal_budget"]
     if budget is None:
@@ -101,12 +101,14 @@ def run_long_budget(study_folder, data, out, architecture=DEEP_NET, minutes=60, 
     summary = read_record(study_folder / "summary.json")
     if not isinstance(summary, dict):
         raise PlanError(f"{study_folder}/summary.json is missing or unreadable: run the study first")
+    if not isinstance(summary.get("architectures"), dict) or not isinstance(summary.get("data"), dict):
+        raise PlanError(f"{study_folder}/summary.json is not a study's summary (no architectures or data)")
     dataset = study_data.load_spec(data)
     data_id = dataset.fingerprint()
     if summary["data"]["fingerprint"] != data_id:
         raise PlanError(f"the data given (fingerprint {data_id}) are not the study's "
-                         f"({summary['data']['name']}, fingerprint {summary['data']['fingerprint']}): "
-                         "give the study's --data-dir, --train-subset and --validation-size")
+                        f"({summary['data']['name']}, fingerprint {summary['data']['fingerprint']}): "
+                        "give the study's --data-dir, --train-subset and --validation-size")
     configs = plan(summary, study_folder, architecture, minutes)
     with folder_lock(out):
         executor = make_executor(workers)
@@ -124,9 +126,9 @@ def run_long_budget(study_folder, data, out, architecture=DEEP_NET, minutes=60, 
         "study": {"folder": str(study_folder), "code_version": summary["code_version"],
                   "examples_per_run": summary.get("examples_per_run")},
         "data": dataset.describe(),
-        "rule": ("the study's tuned HF and best first-order config (seed 0), each trained for the epochs its "
-                 f"study runs' median training seconds per epoch fit in {minutes:g} minutes; compared at the "
-                 "last epoch end within the shorter run's training seconds"),
+        "rule": ("the study's tuned HF and best first-order config (the seed it tuned with), each trained for "
+                 f"the epochs its study runs' median training seconds per epoch fit in {minutes:g} minutes; "
+                 "compared at the last epoch end within the shorter run's training seconds"),
         "hf": describe_run(hf), "first_order": describe_run(first_order),
         "equal_seconds": (None if hf["diverged"] or first_order["diverged"]
                           else compare(hf, first_order, n_train)),

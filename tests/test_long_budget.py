@@ -107,12 +107,17 @@ def test_the_command_runs_both_compares_them_and_resumes(tiny_study, tmp_path, c
     (["--architecture", "relu 784-512-128-2-128-512-784"], "the study has no architecture"),
     (["--study", "nowhere"], "summary.json is missing"),
     (["--minutes", "-1"], "must be a positive number"),
+    (["--study", "EMPTY"], "is not a study's summary"),
 ])
 def test_what_cannot_be_compared_is_one_line_and_exit_2(tiny_study, tmp_path, capsys, change, message):
     folder, data, _ = tiny_study
     flags = {"--study": str(folder), "--data-dir": data.data_dir, "--validation-size": "20",
              "--architecture": TIED, "--minutes": "0.0001", "--out": str(tmp_path / "long")}
     flags.update(dict(zip(change[::2], change[1::2])))
+    if flags["--study"] == "EMPTY":  # a summary.json that is JSON but no study's
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / "summary.json").write_text("{}")
+        flags["--study"] = str(tmp_path / "empty")
     argv = ["long"] + [part for item in flags.items() for part in item]
     code = exit_code(argv)
     err = capsys.readouterr().err
