@@ -513,11 +513,11 @@ def load_long_budget(study_path, study):
 
 def long_budget_section(long, fig):
     """HF against the best first-order method trained long, at equal seconds, with HF's step diagnostics."""
+    head = "== Hessian-free trained long\n*HF on its home ground.* "
     if long is None:
-        return ("*HF on its home ground.* Not in this report: `python -m studies long --study FOLDER --minutes M` "
-                "trains the deep net's tuned HF and best first-order config long and compares them at equal "
-                "seconds.\n\n")
-    out = [f"*HF on its home ground.* {esc(long['architecture'])}: {esc(long['rule'])}. "
+        return (head + "Not in this report: `python -m studies long --study FOLDER --minutes M` trains the deep "
+                "net's tuned HF and best first-order config long and compares them at equal seconds.\n\n")
+    out = [head + f"{esc(long['architecture'])}: {esc(long['rule'])}. "
            + " ".join(esc(sentence) for sentence in long_budget.findings(long)) + "\n\n"]
     slug = long["architecture"].replace(" ", "_").replace("-", "_")
     out.append(figure(f"{fig}/long_budget_{slug}.pdf", f"{esc(long['architecture'])}: validation loss against "
