@@ -1,6 +1,7 @@
 """Figures of the MNIST study, drawn from its summary and run records (PNG + PDF)."""
 
 import json
+import math
 import pathlib
 
 import matplotlib
@@ -136,12 +137,18 @@ def hf_steps(h, title, out, name):
 def long_budget(result, folder, out):
     """The long-budget comparison: validation loss against training seconds, and HF's steps."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    trained = []
     for role in ("hf", "first_order"):
         run = result[role]
         opt = run["config"]["optimizer"]
         h = _history(folder, run["key"])
-        ax.semilogy([0.0] + h["seconds"], [h["initial"]["validation_loss"]] + h["validation_loss"], "-o", ms=2,
-                    color=COLORS[opt], label=_label(opt, run["config"]))
+        ax.plot([0.0] + h["seconds"], [h["initial"]["validation_loss"]] + h["validation_loss"], "-o", ms=2,
+                color=COLORS[opt], label=_label(opt, run["config"]))
+        trained += [v for v in h["validation_loss"] if math.isfinite(v)]
+    if trained:
+        # the initial loss is several times the trained ones: scaled to it, the runs' difference is a hair
+        # (so the axis is linear too: the trained range is narrow)
+        ax.set_ylim(0.97 * min(trained), 1.05 * max(trained))
     equal = result["equal_seconds"]
     if equal:
         ax.axvline(equal["seconds"], color="gray", ls=":", lw=1, label="equal seconds")
@@ -149,7 +156,8 @@ def long_budget(result, folder, out):
     ax.set_ylabel("validation loss")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title(f"{result['architecture']}: trained for about {result['minutes']:g} min each", fontsize=9)
+    ax.set_title(f"{result['architecture']}: planned for about {result['minutes']:g} min each "
+                 "(the initial loss is off the top)", fontsize=9)
     slug = _slug(result["architecture"])
     return save_figure(fig, out, f"long_budget_{slug}") + hf_steps(
         _history(folder, result["hf"]["key"]), f"{result['architecture']}: the long HF run, step by step", out,

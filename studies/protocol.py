@@ -25,11 +25,12 @@ MODES = {
     "quick": {"architectures": ["linear 784-2-784", "tanh 784-64-2-64-784", "tanh 784-64-2-64-784 tied"],
               "epochs": 10, "steps": slice(1, 4), "minibatches": [20, 50, 200], "hf_minibatches": [1000, 3000],
               "seeds": 3, "max_seeds": 6, "max_extensions": 2},
-    # full mode's budget is in training examples: 40 epochs of the embedded 3,000 digits, and as
-    # many examples (2 epochs) of MNIST's 55,000, where 40 epochs would take two days of 2 cores
+    # full mode's budget is in training examples: the exhaustive 40 epochs of the embedded 3,000
+    # digits, and as many examples (2 epochs) of MNIST's 55,000, where 40 would take two days of 2 cores
     "full": {"architectures": ["linear 784-2-784", "tanh 784-256-2-256-784", "relu 784-512-128-2-128-512-784",
                                "tanh 784-256-2-256-784 tied"],
-             "examples": 120_000, "steps": slice(0, 5), "minibatches": [20, 50, 200], "hf_minibatches": [1000, 4000],
+             "examples": 120_000, "exhaustive_epochs": 40,
+             "steps": slice(0, 5), "minibatches": [20, 50, 200], "hf_minibatches": [1000, 4000],
              "seeds": 5, "max_seeds": 10, "max_extensions": 2},
 }
 TARGET_FACTOR = 1.05  # time-to-target: within 5% of the architecture's best final validation loss
@@ -100,6 +101,22 @@ def epochs_for(spec, n_train):
     if "epochs" in spec:
         return spec["epochs"]
     return max(1, round(spec["examples"] / n_train))
+
+
+def budget_rule(spec, n_train):
+    """What a mode's budget is on ``n_train`` training digits, and whether it is the exhaustive
+    protocol's (then it chooses what that protocol chooses, run for run) or a shorter question."""
+    epochs = epochs_for(spec, n_train)
+    rule = f"{epochs} epochs of the {n_train} training digits a run"
+    if "epochs" in spec:
+        return rule
+    rule += f" (the mode's budget of {spec['examples']} examples, in whole epochs"
+    if epochs == spec["exhaustive_epochs"]:
+        return rule + (f"; here that is the exhaustive protocol's {epochs} epochs, run for run, so it "
+                       "chooses the same configurations)")
+    return rule + (f"; the exhaustive protocol's {spec['exhaustive_epochs']} epochs would be "
+                   f"{spec['exhaustive_epochs'] * n_train} examples, so here the question is which method "
+                   f"is best after {epochs * n_train} examples)")
 
 
 def seed_list(spec, seed=0):

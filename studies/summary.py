@@ -14,6 +14,7 @@ from studies.protocol import (
     OPTIMIZERS,
     STEP_GRID,
     TARGET_FACTOR,
+    budget_rule,
     describe_config,
     epochs_for,
     seed_list,
@@ -171,9 +172,7 @@ def summarise(folder, mode, spec, grids, extensions, tuned_configs, seeded, reco
     epochs = epochs_for(spec, n_train)
     summary = {
         "mode": mode, "epochs": epochs, "examples_per_run": epochs * n_train,
-        "budget_rule": (f"{epochs} epochs of the {n_train} training digits a run"
-                        + (f" (the mode's budget of {spec['examples']} examples, in whole epochs)"
-                           if "epochs" not in spec else "")),
+        "budget_rule": budget_rule(spec, n_train),
         "seeds": spec["seeds"], "code_version": version, "data": data,
         "pca2": {f"{split}_loss": loss for split, loss in pca_losses.items()},
         "mean_only_test_loss": float(((dataset.test - dataset.train.mean(1, keepdims=True)) ** 2).sum()

@@ -8,7 +8,7 @@ from test_studies import TINY, write_idx_folder
 
 from studies import __main__ as studies_cli
 from studies import data as study_data
-from studies import long_budget, protocol, runner
+from studies import long_budget, plots, protocol, runner
 
 TIED = "tanh 784-64-2-64-784 tied"
 
@@ -100,6 +100,28 @@ def test_the_command_runs_both_compares_them_and_resumes(tiny_study, tmp_path, c
     assert figures == sorted(f"long_budget{part}_{slug}.{ext}" for part in ("", "_hf") for ext in ("pdf", "png"))
     assert studies_cli.main(argv) == 0
     assert "reusing 2 finished runs" in capsys.readouterr().err
+
+
+def test_the_figure_is_scaled_to_the_trained_losses_with_the_initial_one_off_the_top(tiny_study, tmp_path,
+                                                                                    monkeypatch):
+    folder, data, _ = tiny_study
+    argv = ["long", "--study", str(folder), "--data-dir", data.data_dir, "--validation-size", "20",
+            "--architecture", TIED, "--minutes", "0.0001", "--out", str(tmp_path / "long")]
+    assert studies_cli.main(argv) == 0
+    result = json.loads((tmp_path / "long" / "long_budget.json").read_text())
+    trained = []
+    for role in ("hf", "first_order"):  # an initial loss far above the trained ones, as on real digits
+        path = tmp_path / "long" / "runs" / f"{result[role]['key']}.json"
+        record = json.loads(path.read_text())
+        record["history"]["initial"]["validation_loss"] = 1e3
+        trained += record["history"]["validation_loss"]
+        path.write_text(json.dumps(record))
+    limits = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out, name: limits.append(fig.axes[0].get_ylim()) or [])
+    plots.long_budget(result, tmp_path / "long", tmp_path / "figures")
+    low, high = limits[0]
+    assert low <= min(trained) and max(trained) <= high < 1e3  # every trained loss shown, the initial one not
+    assert high < 2 * max(trained)  # and the axis is the trained losses' range, not the initial one's
 
 
 @pytest.mark.parametrize("change, message", [

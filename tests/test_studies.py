@@ -284,7 +284,8 @@ def test_study_runs_tunes_resumes_and_never_confuses_configs(tmp_path, monkeypat
 
     # a budget in examples is the same runs as the whole epochs nearest to it: nothing computed again
     n_train = summary["data"]["train"]
-    by_examples = {k: v for k, v in TINY.items() if k != "epochs"} | {"examples": round(3.4 * n_train)}
+    by_examples = {k: v for k, v in TINY.items() if k != "epochs"} | {"examples": round(3.4 * n_train),
+                                                                          "exhaustive_epochs": 5}
     monkeypatch.setitem(protocol.MODES, "tiny", by_examples)
     again = runner.run_study(out, mode="tiny", data=study_data.DataSpec(str(data_dir), None, 0, 20), workers=1,
                              progress=messages.append)
@@ -292,6 +293,7 @@ def test_study_runs_tunes_resumes_and_never_confuses_configs(tmp_path, monkeypat
     assert (again["epochs"], again["examples_per_run"]) == (3, 3 * n_train)
     assert f"3 epochs of the {n_train} training digits" in again["budget_rule"]
     assert f"budget of {round(3.4 * n_train)} examples" in again["budget_rule"]
+    assert f"best after {3 * n_train} examples" in again["budget_rule"]  # fewer than the exhaustive 5 epochs
 
 
 def test_a_record_of_another_config_or_other_data_is_not_loaded(tmp_path):

@@ -223,3 +223,9 @@ def test_full_mode_runs_40_epochs_of_the_embedded_digits_and_as_many_examples_of
     assert protocol.epochs_for(full, 55000) == 2  # official MNIST: 110,000 examples
     assert protocol.epochs_for(full, 80000) == 2 and protocol.epochs_for(full, 1_000_000) == 1  # never zero
     assert protocol.epochs_for(protocol.MODES["quick"], 55000) == 10  # quick mode counts epochs
+    # and the summary (so the report) says which: the exhaustive protocol itself, or a shorter question
+    assert "the exhaustive protocol's 40 epochs, run for run" in protocol.budget_rule(full, 3000)
+    mnist = protocol.budget_rule(full, 55000)
+    assert mnist.startswith("2 epochs of the 55000") and "best after 110000 examples" in mnist
+    assert "run for run" not in mnist
+    assert protocol.budget_rule(protocol.MODES["quick"], 3000) == "10 epochs of the 3000 training digits a run"
