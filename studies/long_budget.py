@@ -74,7 +74,9 @@ def step_diagnostics(history):
 
 
 def compare(hf, first_order, n_train):
-    """Both runs' finals and their validation losses at the shorter run's training seconds."""
+    """Both runs' validation losses at the shorter run's training seconds (None if either diverged)."""
+    if hf["diverged"] or first_order["diverged"]:
+        return None
     common = min(hf["history"]["seconds"][-1], first_order["history"]["seconds"][-1])
     hf_loss = _loss_within(hf, common, "seconds", n_train)
     fo_loss = _loss_within(first_order, common, "seconds", n_train)
@@ -130,8 +132,7 @@ def run_long_budget(study_folder, data, out, architecture=DEEP_NET, minutes=60, 
                  f"the epochs its study runs' median training seconds per epoch fit in {minutes:g} minutes; "
                  "compared at the last epoch end within the shorter run's training seconds"),
         "hf": describe_run(hf), "first_order": describe_run(first_order),
-        "equal_seconds": (None if hf["diverged"] or first_order["diverged"]
-                          else compare(hf, first_order, n_train)),
+        "equal_seconds": compare(hf, first_order, n_train),
         "hf_steps": step_diagnostics(hf["history"]),
     }
     path = pathlib.Path(out) / "long_budget.json"

@@ -2,6 +2,7 @@
 diagnostics and the command, on a tiny study of made-up digits."""
 
 import json
+import shutil
 
 import pytest
 from test_studies import TINY, write_idx_folder
@@ -31,7 +32,8 @@ def tiny_study(tmp_path_factory):
 
 
 def made_up_run(seconds, losses, initial=9.0):
-    return {"history": {"seconds": seconds, "validation_loss": losses, "passes": list(range(1, len(seconds) + 1)),
+    return {"diverged": False,
+            "history": {"seconds": seconds, "validation_loss": losses, "passes": list(range(1, len(seconds) + 1)),
                         "initial": {"validation_loss": initial}}}
 
 
@@ -46,9 +48,13 @@ def test_the_runs_are_compared_at_the_last_epoch_end_within_the_shorter_run():
     # the other way round: HF the shorter run, the first-order method cut at HF's seconds
     result = long_budget.compare(made_up_run([10.0, 20.0], [5.0, 3.0]), first_order, n_train=100)
     assert (result["seconds"], result["first_order_validation"]) == (20.0, 4.2)
+    assert (result["hf_epochs"], result["first_order_epochs"]) == (2, 4)  # HF's last epoch end is in
     # a run with no epoch end within the budget is scored at its initial weights, and says so: 0 epochs
     result = long_budget.compare(made_up_run([30.0], [3.0], initial=9.0), first_order, n_train=100)
     assert (result["seconds"], result["hf_validation"], result["hf_epochs"]) == (25.0, 9.0, 0)
+    # a diverged run has no loss to compare at any seconds
+    assert long_budget.compare({**hf, "diverged": True}, first_order, n_train=100) is None
+    assert long_budget.compare(hf, {**first_order, "diverged": True}, n_train=100) is None
 
 
 def test_hf_s_steps_are_described_by_the_engine_s_per_step_diagnostics():
@@ -76,6 +82,28 @@ def test_the_plan_gives_each_method_the_epochs_its_study_runs_fit_in_the_minutes
     assert long_budget.plan(summary, folder, TIED, minutes=0.01)["hf"]["epochs"] == 1  # at least one epoch
 
 
+def test_the_plan_times_only_the_study_s_finished_runs_and_says_what_it_lacks(tiny_study, tmp_path, monkeypatch):
+    folder, _, summary = tiny_study
+    study = tmp_path / "study"
+    shutil.copytree(folder, study)
+    tuned = summary["architectures"][TIED]["tuned"]["hf"]
+    first, *others = tuned["seed_keys"]
+    record = json.loads((study / "runs" / f"{first}.json").read_text())
+    (study / "runs" / f"{first}.json").write_text(json.dumps({**record, "diverged": True}))
+    timed = []
+    monkeypatch.setattr(long_budget, "seconds_per_epoch", lambda runs: timed.append(runs) or 1.0)
+    long_budget.plan(summary, study, TIED, minutes=1)
+    assert sorted(r["key"] for r in timed[0]) == sorted(others)  # the diverged seed run is not timed
+    no_hf = json.loads(json.dumps(summary))
+    no_hf["architectures"][TIED]["hf_at_equal_budget"] = None
+    with pytest.raises(long_budget.PlanError, match="diverged in the study: nothing to compare"):
+        long_budget.plan(no_hf, study, TIED, minutes=1)
+    monkeypatch.undo()  # the study's own timing, with nothing to time
+    shutil.rmtree(study / "runs")
+    with pytest.raises(long_budget.PlanError, match="the study's run records are missing"):
+        long_budget.plan(summary, study, TIED, minutes=1)
+
+
 def test_the_study_s_seconds_per_epoch_are_the_median_over_its_runs():
     runs = [made_up_run([2.0, 4.0], [1, 1]), made_up_run([3.0, 6.0, 9.0], [1, 1, 1]), made_up_run([10.0], [1])]
     assert long_budget.seconds_per_epoch(runs) == 3.0
@@ -94,6 +122,9 @@ def test_the_command_runs_both_compares_them_and_resumes(tiny_study, tmp_path, c
     assert result["hf_steps"]["steps"] == len(json.loads(
         (tmp_path / "long" / "runs" / f"{result['hf']['key']}.json").read_text())["history"]["damping"])
     assert result["data"]["fingerprint"] == json.loads((folder / "summary.json").read_text())["data"]["fingerprint"]
+    assert (f"long budget: {TIED}, HF for 1 epochs and {result['first_order']['config']['optimizer']} for "
+            f"{result['first_order']['config']['epochs']} (about 0.0001 min each, by the study's timing)"
+            ) in out.err.splitlines()  # the plan, before the runs start
     assert out.out.splitlines()[1:4] == long_budget.findings(result)  # the runs, equal seconds, HF's steps
     figures = sorted(p.name for p in (tmp_path / "long" / "figures").iterdir())
     slug = TIED.replace(" ", "_").replace("-", "_")
@@ -130,15 +161,17 @@ def test_the_figure_is_scaled_to_the_trained_losses_with_the_initial_one_off_the
     (["--study", "nowhere"], "summary.json is missing"),
     (["--minutes", "-1"], "must be a positive number"),
     (["--study", "EMPTY"], "is not a study's summary"),
+    (["--study", "NO-DATA"], "is not a study's summary"),
 ])
 def test_what_cannot_be_compared_is_one_line_and_exit_2(tiny_study, tmp_path, capsys, change, message):
     folder, data, _ = tiny_study
     flags = {"--study": str(folder), "--data-dir": data.data_dir, "--validation-size": "20",
              "--architecture": TIED, "--minutes": "0.0001", "--out": str(tmp_path / "long")}
     flags.update(dict(zip(change[::2], change[1::2])))
-    if flags["--study"] == "EMPTY":  # a summary.json that is JSON but no study's
+    if flags["--study"] in ("EMPTY", "NO-DATA"):  # a summary.json that is JSON but no study's
         (tmp_path / "empty").mkdir()
-        (tmp_path / "empty" / "summary.json").write_text("{}")
+        (tmp_path / "empty" / "summary.json").write_text("{}" if flags["--study"] == "EMPTY"
+                                                         else json.dumps({"architectures": {}}))
         flags["--study"] = str(tmp_path / "empty")
     argv = ["long"] + [part for item in flags.items() for part in item]
     code = exit_code(argv)
