@@ -70,6 +70,31 @@ def test_hf_s_steps_are_described_by_the_engine_s_per_step_diagnostics():
     assert long_budget.step_diagnostics({"validation_loss": [1.0]}) is None  # a first-order run has no HF steps
 
 
+def test_the_findings_state_each_figure_of_the_comparison():
+    def run(optimizer, epochs, seconds, loss, diverged=False):
+        return {"config": {"optimizer": optimizer}, "epochs_done": epochs, "seconds": seconds,
+                "final_validation_loss": loss, "diverged": diverged}
+    result = {"hf": run("hf", 14, 3795.9, 15.0475), "first_order": run("adam", 79, 3093.2, 14.5716),
+              "equal_seconds": {"seconds": 3093.2, "hf_validation": 15.1158, "first_order_validation": 14.5716,
+                                "hf_over_first_order": 15.1158 / 14.5716 - 1, "hf_epochs": 11,
+                                "first_order_epochs": 79},
+              "hf_steps": {"steps": 770, "damping": {"first": 1.0, "last": 2.25, "min": 0.1975, "max": 3.375},
+                           "cg_iterations": {"median": 72.0, "max": 100},
+                           "cg_stopped_by": {"progress": 767, "max_iterations": 3},
+                           "reduction_ratio": {"median": None, "below_quarter": 18, "none": 770}}}
+    runs, equal, steps = long_budget.findings(result)
+    assert runs == ("hf ran 14 epochs in 3796 s of training, final validation loss 15.047; "
+                    "adam ran 79 epochs in 3093 s of training, final validation loss 14.572.")
+    assert equal == ("At equal seconds (3093 s of training, the shorter run): HF 15.116 after 11 of its 14 epochs, "
+                     "adam 14.572 after 79 of 79 (HF +3.7%).")
+    assert steps == ("HF's 770 steps: damping from 1 to 2.25 (between 0.198 and 3.38); CG iterations median 72, "
+                     "at most 100; CG stopped by progress 767, max_iterations 3; reduction ratio median -, "
+                     "below 1/4 at 18 steps.")  # no step had a reduction ratio: a dash, not a number
+    result["first_order"]["diverged"], result["equal_seconds"] = True, None
+    assert long_budget.findings(result)[0].endswith("final validation loss 14.572 (diverged).")
+    assert len(long_budget.findings(result)) == 2  # no equal-seconds sentence without the figure
+
+
 def test_the_plan_gives_each_method_the_epochs_its_study_runs_fit_in_the_minutes(tiny_study, monkeypatch):
     folder, _, summary = tiny_study
     monkeypatch.setattr(long_budget, "seconds_per_epoch",
