@@ -90,6 +90,8 @@ def test_the_findings_state_each_figure_of_the_comparison():
     assert steps == ("HF's 770 steps: damping from 1 to 2.25 (between 0.198 and 3.38); CG iterations median 72, "
                      "at most 100; CG stopped by progress 767, max_iterations 3; reduction ratio median -, "
                      "below 1/4 at 18 steps.")  # no step had a reduction ratio: a dash, not a number
+    result["hf_steps"]["reduction_ratio"]["median"] = 0.5231
+    assert "reduction ratio median 0.52, below 1/4 at 18 steps." in long_budget.findings(result)[2]
     result["first_order"]["diverged"], result["equal_seconds"] = True, None
     assert long_budget.findings(result)[0].endswith("final validation loss 14.572 (diverged).")
     assert len(long_budget.findings(result)) == 2  # no equal-seconds sentence without the figure
