@@ -296,11 +296,6 @@ def study_verdict(result):
     return head + (f"; decided by the {esc(result['rule'])}." if result.get("rule") else ".")
 
 
-def figure_slug(arch):
-    """An architecture's part of its figures' file names (as ``studies.plots`` writes them)."""
-    return arch.replace(" ", "_").replace("-", "_")
-
-
 def study_section(study, fig):
     pca = study["pca2"]["test_loss"]
     data = study["data"]
@@ -387,7 +382,7 @@ def study_section(study, fig):
     out.append(table(["architecture", "optimizer", "target", "seeds reaching", "epochs", "seconds", "examples"],
                      rows, ["left", "left", "right", "right", "right", "right", "right"]))
     out.append("\n")
-    slugs = {arch: figure_slug(arch) for arch in study["architectures"]}
+    slugs = {arch: protocol.figure_slug(arch) for arch in study["architectures"]}
     for arch, slug in slugs.items():
         out.append(f"== {esc(arch)}\n")
         out.append(figure(f"{fig}/convergence_{slug}.pdf", f"{esc(arch)}: validation loss of the tuned "
@@ -524,7 +519,7 @@ def long_budget_section(long, fig):
                 "net's tuned HF and best first-order config long and compares them at equal seconds.\n\n")
     out = [head + f"{esc(long['architecture'])}: {esc(long['rule'])}. "
            + " ".join(esc(sentence) for sentence in long_budget.findings(long)) + "\n\n"]
-    slug = figure_slug(long["architecture"])
+    slug = protocol.figure_slug(long["architecture"])
     out.append(figure(f"{fig}/long_budget_{slug}.pdf", f"{esc(long['architecture'])}: validation loss against "
                       "training seconds of the long runs; dotted: the equal-seconds budget.", "70%"))
     out.append(figure(f"{fig}/long_budget_hf_{slug}.pdf", f"{esc(long['architecture'])}: the long HF run step by "

@@ -12,14 +12,10 @@ import numpy as np  # noqa: E402
 
 from checks.plots import save_figure  # noqa: E402
 from studies import pca  # noqa: E402
-from studies.protocol import HF_DEFAULT, OPTIMIZERS  # noqa: E402
+from studies.protocol import HF_DEFAULT, OPTIMIZERS, figure_slug  # noqa: E402
 from studies.store import load_arrays  # noqa: E402
 
 COLORS = dict(zip(OPTIMIZERS, ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]))
-
-
-def _slug(arch):
-    return arch.replace(" ", "_").replace("-", "_")
 
 
 def _history(folder, key):
@@ -70,7 +66,7 @@ def convergence(summary, folder, arch, out):
     by_epoch.legend(fontsize=7)
     fig.suptitle(f"{arch}: tuned optimizers, median and min-max over {summary['seeds']} seeds "
                  f"(dashed: PCA-2 = {summary['pca2']['validation_loss']:.2f})", fontsize=10)
-    return save_figure(fig, out, f"convergence_{_slug(arch)}")
+    return save_figure(fig, out, f"convergence_{figure_slug(arch)}")
 
 
 def tuning(summary, arch, out):
@@ -102,13 +98,13 @@ def tuning(summary, arch, out):
     steps.legend(fontsize=7)
     batches.legend(fontsize=7)
     fig.suptitle(f"{arch}: tuning on the validation set (seed 0)", fontsize=10)
-    return save_figure(fig, out, f"tuning_{_slug(arch)}")
+    return save_figure(fig, out, f"tuning_{figure_slug(arch)}")
 
 
 def hf_diagnostics(summary, folder, arch, out):
     """Per step of the tuned HF run: lambda, rho, CG iterations and the iterate backtracking chose."""
     h = _history(folder, summary["architectures"][arch]["tuned"]["hf"]["key"])
-    return hf_steps(h, f"{arch}: the tuned HF run, step by step", out, f"hf_{_slug(arch)}")
+    return hf_steps(h, f"{arch}: the tuned HF run, step by step", out, f"hf_{figure_slug(arch)}")
 
 
 def hf_steps(h, title, out, name):
@@ -137,11 +133,11 @@ def hf_steps(h, title, out, name):
 def long_budget(result, folder, out):
     """The long-budget comparison: validation loss against training seconds, and HF's steps."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    trained = []
+    trained, histories = [], {}
     for role in ("hf", "first_order"):
         run = result[role]
         opt = run["config"]["optimizer"]
-        h = _history(folder, run["key"])
+        h = histories[role] = _history(folder, run["key"])
         ax.plot([0.0] + h["seconds"], [h["initial"]["validation_loss"]] + h["validation_loss"], "-o", ms=2,
                 color=COLORS[opt], label=_label(opt, run["config"]))
         trained += [v for v in h["validation_loss"] if math.isfinite(v)]
@@ -158,9 +154,9 @@ def long_budget(result, folder, out):
     ax.legend(fontsize=7)
     ax.set_title(f"{result['architecture']}: planned for about {result['minutes']:g} min each "
                  "(the initial loss is off the top)", fontsize=9)
-    slug = _slug(result["architecture"])
+    slug = figure_slug(result["architecture"])
     return save_figure(fig, out, f"long_budget_{slug}") + hf_steps(
-        _history(folder, result["hf"]["key"]), f"{result['architecture']}: the long HF run, step by step", out,
+        histories["hf"], f"{result['architecture']}: the long HF run, step by step", out,
         f"long_budget_hf_{slug}")
 
 
@@ -178,7 +174,7 @@ def codes(summary, folder, dataset, arch, out):
         ax.set_yticks([])
     fig.colorbar(scatter, ax=axes, ticks=range(10), label="digit", fraction=0.02)
     fig.suptitle(f"{arch}: middle-layer codes of the test digits", fontsize=10)
-    return save_figure(fig, out, f"codes_{_slug(arch)}")
+    return save_figure(fig, out, f"codes_{figure_slug(arch)}")
 
 
 def reconstructions(summary, folder, dataset, out):

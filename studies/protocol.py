@@ -119,5 +119,10 @@ def budget_rule(spec, n_train):
                    f"is best after {epochs * n_train} examples)")
 
 
+def figure_slug(arch):
+    """An architecture's part of its figures' file names (written by ``studies.plots``, read by the report)."""
+    return arch.replace(" ", "_").replace("-", "_")
+
+
 def seed_list(spec, seed=0):
     return list(range(seed, seed + spec["seeds"]))
