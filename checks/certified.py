@@ -239,10 +239,11 @@ def balls_of_engine(model, inputs, w, p):
             "Hv": model.compute_hessvec(p_ball), "GNv": model.compute_gaussnewtonvec(p_ball)}
 
 
-def certify(model, declared, inputs, w, p):
+def certify(model, declared, inputs, w, p, bits=PREC):
     """Proven bounds at (w, p) on the batch ``inputs``:
     {"exact": balls, "total": {dtype: {quantity: bound} or reason}, "evaluation": {...}, "formula": {...}}.
 
+    The balls carry ``bits`` bits; fewer make their radii part of every bound (still proven, only wider).
     Raises UncertifiableError where a ReLU pre-activation ball straddles 0.
     """
     w, inputs, p = (np.asarray(a, np.float64) for a in (w, inputs, p))
@@ -250,7 +251,7 @@ def certify(model, declared, inputs, w, p):
         raise ValueError(f"the declared net has {declared.params_number} parameters, the model "
                          f"{model.params_number}")
     values = {dtype: engine_values(model, inputs, w, p, dtype) for dtype in ("float64", "float32", "mpmath")}
-    with ball_precision():
+    with ball_precision(bits):
         exact = exact_derivatives(declared, numeric.to_arb(inputs), numeric.to_arb(w), numeric.to_arb(p))
         engine_balls = balls_of_engine(model, inputs, w, p)
         out = {"exact": exact, "total": {}}

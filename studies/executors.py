@@ -13,6 +13,8 @@ import signal
 import threading
 import time
 
+import tqdm
+
 from studies.protocol import describe_config
 from studies.store import StudyError, code_version, load_record, run_key, save_record
 
@@ -38,6 +40,10 @@ def _watch_parent(parent):
 def _worker_start(parent):
     """In each worker: leave Ctrl-C to the study (it stops the workers), and die with the study."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock is a named multiprocessing semaphore (every bar makes one, shown or not): a
+    # worker ended by the study's stop never releases it, and the resource tracker then warns of a
+    # "leaked semaphore" after Ctrl-C.  A worker's bars are never shown beside another's: a thread lock
+    tqdm.tqdm.set_lock(threading.RLock())
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
@@ -73,11 +79,22 @@ class _OneThreadPool(concurrent.futures.ProcessPoolExecutor):
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     def stop_workers(self):
-        """Cancel what has not started and end the runs in progress (Ctrl-C, a failed run)."""
-        for process in list((self._processes or {}).values()):
+        """Cancel what has not started and end the runs in progress (Ctrl-C, a failed run).
+
+        The pool's manager thread cancels the waiting runs itself (shutdown with cancel_futures) before
+        the running ones are ended: a future cancelled from outside stays in its list, and when the
+        ended workers break the pool it sets an exception on that cancelled future and dies with a
+        traceback (InvalidStateError, Python 3.10 and 3.11)."""
+        processes = list((self._processes or {}).values())
+        manager = self._executor_manager_thread
+        self.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
             if process.is_alive():
                 process.terminate()
-        self.shutdown(wait=True, cancel_futures=True)
+        if manager is not None:
+            manager.join()
+        for process in processes:
+            process.join()
 
     def shutdown(self, *args, **kwargs):
         super().shutdown(*args, **kwargs)
@@ -93,11 +110,12 @@ def make_executor(workers):
 
 
 def _stop(pending, executor):
+    stop_workers = getattr(executor, "stop_workers", None)
+    if stop_workers is not None:  # the local pool cancels what has not started itself
+        stop_workers()
+        return
     for future in pending:
         future.cancel()  # what has not started (a Dask executor cancels on the cluster)
-    stop_workers = getattr(executor, "stop_workers", None)
-    if stop_workers is not None:
-        stop_workers()
 
 
 def time_left(seconds):

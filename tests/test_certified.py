@@ -388,3 +388,25 @@ def test_the_sentence_in_the_singular_with_several_skips_and_absolute_bounds_and
         "value may be 0)")
     assert certified.sentence([{"verdict": "cannot run", "reason": "y"}, {"verdict": "cannot run", "reason": "x"},
                                {"verdict": "cannot run"}]) == "nothing proven: ; x; y"
+
+
+def test_at_a_low_ball_precision_every_bound_counts_the_radii():
+    # at 200 bits a radius is ~1e-60 and no figure shows whether a bound counts it; at 53 bits the radii
+    # of the engine run on balls are as large as float64's own round-off, so a bound that used the
+    # midpoints alone would come out below max_i (|float64_i - mid_i| + rad_i), which is what it must cover
+    model, inputs, w, p, declared = case(suite.QUICK[0])
+    bits = 53
+    result = certified.certify(model, declared, inputs, w, p, bits=bits)
+    model.set_weights(w)
+    loss, float64_grad = model.compute_loss(inputs)
+    with certified.ball_precision(bits):
+        balls = certified.balls_of_engine(model, inputs, w, p)["gradient"]
+    with mpmath.workprec(400):  # mid and rad are exact binary numbers: 400 bits hold their sums exactly
+        def mp(x):  # an exact ball (a midpoint or a radius) as the same binary number in mpmath
+            mantissa, exponent = x.mid().man_exp()
+            return mpmath.ldexp(mpmath.mpf(int(mantissa)), int(exponent))
+        needed = max(abs(mpmath.mpf(g) - mp(b.mid())) + mp(b.rad()) for g, b in zip(float64_grad, balls))
+        widest = max(mp(b.rad()) for b in balls)
+        assert widest > 0.1 * max(abs(mpmath.mpf(g) - mp(b.mid())) for g, b in zip(float64_grad, balls))
+        assert result["evaluation"]["gradient"]["absolute"] >= needed
+    model.set_weights(w)

@@ -66,6 +66,7 @@ def test_tied_vector_holds_the_shared_matrix_once():
     assert np.array_equal(tied.get_weights(), w)
 
 
+@pytest.mark.bitexact
 def test_seeded_initialisation_is_reproducible_and_the_same_in_every_type():
     a, b = small_model().init_weights(7), small_model().init_weights(7)
     assert np.array_equal(a, b)

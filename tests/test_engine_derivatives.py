@@ -2,6 +2,7 @@
 
 import mpmath
 import numpy as np
+import pytest
 from hypothesis import assume, example, given, target
 from strategies import autoencoders, relu_margin
 
@@ -235,6 +236,7 @@ def test_float32_agrees_with_mpmath_reference(case):
             assert err32 <= allowance, (name, err32, err64, kappa)
 
 
+@pytest.mark.bitexact
 @given(autoencoders())
 def test_products_do_not_depend_on_call_order(case):
     model, inputs, _ = case

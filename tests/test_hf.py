@@ -100,6 +100,7 @@ def test_backtracking_returns_the_best_saved_iterate_when_the_last_is_worse():
     assert seen[0] > chosen * (1 + 1e-5) and seen[-1] > chosen  # the last iterate lost; the walk stopped at a rise
 
 
+@pytest.mark.bitexact
 def test_a_warm_start_worse_than_zero_restarts_from_zero():
     A = spd(20, 50)
     b = np.random.default_rng(2).standard_normal(20)

@@ -94,6 +94,7 @@ def test_each_directional_judge_of_verify_fails_a_known_wrong_claim(claims, chec
     assert judged and "fail" in judged, result.table()
 
 
+@pytest.mark.bitexact
 def test_the_lab_is_reproducible_bit_for_bit_from_its_seed(quick_records):
     # every random vector of the lab (weights, batches, directions, identity vectors) comes from the
     # seed: a second run gives the same records, clock fields aside; another seed does not

@@ -353,6 +353,7 @@ def test_a_run_made_by_code_changed_during_the_study_stops_it_by_name(tmp_path):
     assert not (tmp_path / "runs").exists()  # nothing saved under a key the study never asks for
 
 
+@pytest.mark.bitexact
 def test_runs_are_reproducible_and_a_process_pool_gives_the_same_records(tmp_path):
     data_dir = tmp_path / "mnist"
     data_dir.mkdir()

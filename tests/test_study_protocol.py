@@ -140,6 +140,7 @@ def test_an_unknown_scheduler_fails_fast_naming_the_address(tmp_path, monkeypatc
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.bitexact
 @pytest.mark.skipif(importlib.util.find_spec("distributed") is None, reason="dask[distributed] not installed")
 def test_a_dask_cluster_gives_the_records_of_the_local_pool_bit_for_bit(tmp_path, monkeypatch):
     import distributed
