@@ -2,8 +2,9 @@
 can execute: ``python tools/kernels.py [pytest args]`` (the tox env ``kernels``).
 
 ``python tools/kernels.py --spread [OUT.json]`` instead measures how far apart the kernels take one seeded
-study run (Adam on the tanh 784-64-2-64-784 net, minibatch 20, quick mode's 10 epochs of 1,000 embedded digits): the largest
-relative difference of the test digits' final 2-unit codes and of the losses from the first kernel's, as a record.
+study run (Adam on the tanh 784-64-2-64-784 net, minibatch 20, quick mode's 10 epochs of 1,000 embedded
+digits): the largest relative difference of the test digits' final 2-unit codes and of the losses from
+the first kernel's, as a record.
 
 Each kernel is asked for with OPENBLAS_CORETYPE in the tests' environment alone; the kernel OpenBLAS
 actually runs is read back with threadpoolctl and printed, since OpenBLAS quietly falls back to its own
