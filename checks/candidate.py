@@ -68,6 +68,10 @@ FAILED = object()  # what Lab.call returns when the candidate's method raised
 MP_DPS = 50
 NETS = (([6, 4, 2, 4, 6], "tlts"), ([5, 3, 5], "st"))
 LAYER_COLUMNS = 5  # the batch of the layer checks: a per-layer 1/N is a factor 1/5 there
+# checks.verify refusing these for these reasons: the implementation's numbers are float64 whatever it is given
+NUMBER_TYPE_CHECKS = {"complex step": ("not complex-analytic",), "50 digits": ("does not compute in mpmath",)}
+NUMBER_TYPE_NAMES = {"complex step": "complex numbers lose their imaginary part",
+                     "50 digits": "mpmath numbers come back as float64"}
 STAGES = ("activation", "layout", "forward", "backward", "Rp_forward", "Rp_backward", "model", "verify")
 
 
@@ -336,8 +340,9 @@ class Lab:
                 more = f" (and {len(group) - 1} more like it)" if len(group) > 1 else ""
                 lines.append(f"    follows from it: {_line(group[0])}{more}")
         skipped = sorted({f"{r['where']}: {r['quantity']} cannot run: {r['reason']}" for r in self.records
-                          if r["verdict"] == "cannot run"})
+                          if r["verdict"] == "cannot run" and not _refused_number_type(r)})
         lines += [f"cannot run: {s}" for s in skipped]
+        lines += _number_type_note(self.records)
         notes = {}  # one line per reason, naming every place it applies to
         for r in self.records:
             if r["verdict"] == "note" or r.get("note"):
@@ -722,6 +727,25 @@ def _explains(root, record):
     if record["stage"] in ("model", "verify") or root["stage"] == "layout":
         return True
     return root.get("layer") == record.get("layer")
+
+
+def _refused_number_type(r):
+    """Whether a record is checks.verify refusing the complex step or 50 digits for the number type."""
+    return (r["verdict"] == "cannot run" and r["stage"] == "verify" and r["check"] in NUMBER_TYPE_CHECKS
+            and any(reason in r["reason"] for reason in NUMBER_TYPE_CHECKS[r["check"]]))
+
+
+def _number_type_note(found):
+    """One note for an implementation that computes in real floats whatever it is given, where
+    checks.verify refused the complex step or 50 digits (on every net): what that rules out, what stands in."""
+    refused = sorted({r["check"] for r in found if _refused_number_type(r)})
+    if not refused:
+        return []
+    given = "; ".join(NUMBER_TYPE_NAMES[check] for check in refused)
+    return [f"note: the implementation computes in real floats whatever it is given ({given}): checks.verify "
+            f"cannot run its {' and '.join(refused)} checks on the model's loss, gradient and Hv, which rest on "
+            "finite differences, Richardson extrapolation, the Taylor test and symmetry instead; the reference "
+            f"of every other stage is ae's engine at {MP_DPS} digits, unaffected"]
 
 
 def _line(r, quantities=None):

@@ -572,12 +572,12 @@ def engine_section(saved):
     if failed:
         out.append("*Findings*, root causes first; what follows from one is listed under it.\n")
         out += [f"  - {esc(line.strip())}\n" if line.startswith("    ") else f"- {esc(line)}\n" for line in failed]
+    else:  # said only here: the page never says it under a list of failures
+        out.append("*No check failed.*\n")
     notes = [line for line in saved["findings"] if line.startswith("note")]
     if notes:
         out.append("\n*Notes* (not failures):\n")
         out += [f"- {esc(line)}\n" for line in notes]
-    else:
-        out.append("*No check failed.*\n")
     refused = [line for line in saved["findings"] if line.startswith("cannot run")]
     if refused:
         out.append("\n*Could not run* (the engine refused the number type or lacks a piece):\n")

@@ -39,6 +39,9 @@ def test_the_clean_implementation_passes_and_its_layout_is_discovered(tmp_path, 
     reasons = [r["reason"] for r in saved["records"] if r["verdict"] == "cannot run"]
     assert any("not complex-analytic" in reason for reason in reasons)
     assert any("does not compute in mpmath" in reason for reason in reasons)
+    # ... and said once, as what it rules out, never as a "cannot run" line per net and product
+    said = [line for line in saved["findings"] if "complex" in line or "mpmath" in line]
+    assert len(said) == 1 and said[0].startswith("note: the implementation computes in real floats"), said
     assert ("activation ReluActivationFunction deriv", "deriv") in passed
     assert "engine course_engine" in capsys.readouterr().out
 
@@ -210,6 +213,27 @@ def test_reports_engine_writes_a_pdf_of_the_findings(tmp_path, monkeypatch):
     assert "layers 0, 1, 2, 3 backward: dW is the reference transposed" in text
 
 
+def pdf_text(path):
+    pypdf = pytest.importorskip("pypdf")
+    # typst sets ' as a typographic apostrophe
+    return [" ".join(page.extract_text().replace("\u2019", "'").split()) for page in pypdf.PdfReader(path).pages]
+
+
+@pytest.mark.parametrize("bug", [None, "transposed_weight_derivative", "per_layer_1_over_N"])
+def test_the_terminal_the_records_and_the_pdf_say_the_same(tmp_path, monkeypatch, capsys, bug):
+    from reports.build import build_engine_report
+
+    code, saved = run(tmp_path, monkeypatch, bug)
+    roots = [line for line in saved["findings"] if not line.startswith(("    ", "cannot run", "note"))]
+    printed = [line.removeprefix("FAILED ") for line in capsys.readouterr().out.splitlines()
+               if line.startswith("FAILED ")]
+    assert printed == roots and (code == 1) == bool(roots)
+    text = " ".join(pdf_text(build_engine_report(tmp_path / "out" / "records.json", tmp_path / "engine.pdf")))
+    assert ("No check failed." in text) == (not roots), text
+    for line in saved["findings"]:
+        assert " ".join(line.split()) in text, line
+
+
 def test_a_missing_folder_is_named_as_such(capsys):
     assert checks_cli.main(["--engine", "/no/such/place"]) == 2
     assert "no such folder: /no/such/place" in capsys.readouterr().err
@@ -308,6 +332,9 @@ def test_a_whole_class_each_submission_in_its_own_process(tmp_path, capsys):
     for name in ("clean", "missing_1_over_N", "prints"):  # a page (or more) of its own each
         assert any(text.startswith(f"Examination of the engine {name}") for text in pages), name
     assert any(text.startswith("loops_forever") and "timed out after 15 s" in text for text in pages)
+    for name, failed in (("clean", False), ("missing_1_over_N", True)):  # never "No check failed." under failures
+        page = next(text for text in pages if text.startswith(f"Examination of the engine {name}"))
+        assert ("No check failed." in page) != failed and ("Findings" in page) == failed, page
 
 
 SECOND = pathlib.Path(__file__).resolve().parent / "fixtures" / "course_engine_b"
