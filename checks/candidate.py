@@ -50,7 +50,7 @@ import numpy as np
 import ae
 from ae import numeric
 from ae.activations import from_letter
-from checks import records
+from checks import candidate_optim, records
 from checks.verify import VerifyError, verify
 
 MODULES = ("activations", "layers", "ffnet", "autoencoder")
@@ -72,7 +72,8 @@ LAYER_COLUMNS = 5  # the batch of the layer checks: a per-layer 1/N is a factor 
 NUMBER_TYPE_CHECKS = {"complex step": ("not complex-analytic",), "50 digits": ("does not compute in mpmath",)}
 NUMBER_TYPE_NAMES = {"complex step": "complex numbers lose their imaginary part",
                      "50 digits": "mpmath numbers come back as float64"}
-STAGES = ("activation", "layout", "forward", "backward", "Rp_forward", "Rp_backward", "model", "verify")
+STAGES = ("activation", "layout", "forward", "backward", "Rp_forward", "Rp_backward", "model", "verify",
+          "optimizers")
 
 
 class EngineError(RuntimeError):
@@ -228,14 +229,14 @@ class Lab:
         record.update(verdict=verdict, measured=None, threshold=THRESHOLD)
         self.records.append(record)
 
-    def call(self, stage, where, fn, *args, layer=None, record=True):
+    def call(self, stage, where, fn, *args, layer=None, record=True, **keywords):
         """fn(*args) with the candidate's prints kept apart, noting an exception (then FAILED is
         returned: "not implemented" for NotImplementedError) or an argument changed in place.
         ``record=False``: a prerequisite of the pass examined, whose own failure is recorded elsewhere."""
         originals = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
         try:
             with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
-                result = fn(*args)
+                result = fn(*args, **keywords)
         except Exception as error:
             if not record:
                 return FAILED
@@ -701,6 +702,8 @@ class Lab:
                     self.context("model", "model")))
             else:
                 self.check_model(widths, letters, layouts)
+                if (widths, wanted) == NETS[-1]:  # the smallest net: a few epochs of each optimizer
+                    candidate_optim.check(self, widths, letters, layouts)
         self.accept_conventions()
         return self.records
 
@@ -716,6 +719,8 @@ def _same_array(a, b):
 def _explains(root, record):
     """Whether a failure follows from an earlier one: an activation's under everything after it; a layer's
     pass under the same layer's later passes and the model; the layout under everything of its net."""
+    if root["stage"] == record["stage"] == "optimizers":
+        return candidate_optim.explains(root, record)
     if root["stage"] == record["stage"] == "model":  # the loss's backward state is every product's too
         return root["quantity"] in ("loss", "gradient") and record["quantity"] not in ("loss", "gradient")
     if STAGES.index(root["stage"]) >= STAGES.index(record["stage"]):
@@ -724,7 +729,7 @@ def _explains(root, record):
         return True
     if root["net"] != record["net"]:
         return False
-    if record["stage"] in ("model", "verify") or root["stage"] == "layout":
+    if record["stage"] in ("model", "verify", "optimizers") or root["stage"] == "layout":
         return True
     return root.get("layer") == record.get("layer")
 
@@ -748,13 +753,28 @@ def _number_type_note(found):
             f"of every other stage is ae's engine at {MP_DPS} digits, unaffected"]
 
 
+def _figure(r):
+    """How far off an undiagnosed result is, relative, with its target: after a convention is removed
+    (``convention``), normwise where a check judged entry by entry (``relative``), near what (``nearest``)."""
+    if r.get("convention"):
+        return (f"off by {r['residual']:.1e} (target {r['threshold']:.0e}) once the convention "
+                f"({r['convention']}) is removed")
+    if r.get("relative") is not None:
+        return (f"off by {r['relative']:.1e} relative, normwise (its worst entry is {r['measured']:.1e} times "
+                f"its rounding tolerance, target {r['threshold']:.0e})")
+    text = f"off by {r['measured']:.1e} (target {r['threshold']:.0e})"
+    return text + (f" from the nearest reference, {r['nearest']}" if r.get("nearest") else "")
+
+
 def _line(r, quantities=None):
     net = f"[net {r['net']}] " if r.get("net") else ""
     if r["quantity"] in ("raised", "not implemented"):
         return f"{net}{r['where']}: {r['reason']}"
-    what = r.get("diagnosis") or r.get("reason") or f"off by {r['measured']:.1e} (target {r['threshold']:.0e})"
+    what = r.get("diagnosis") or r.get("reason") or _figure(r)
     if r.get("diagnosis"):
-        what += f" (off by {r['measured']:.1e})"
+        what += f" (off by {r['measured']:.1e}" + (
+            f"; once that is accounted for, off by {r['residual']:.1e}, target {r['threshold']:.0e})"
+            if r.get("residual") is not None else ")")
     names = ", ".join(quantities) if quantities and len(quantities) > 1 else r["quantity"]
     return f"{net}{r['where']}: {names} {what}"
 
