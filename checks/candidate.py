@@ -64,6 +64,7 @@ API = {
 ACTIVATIONS = {"t": "Tanh", "s": "Sigmoid", "l": "Linear", "r": "Relu"}  # our letter -> name in the class
 THRESHOLD = 1e-12  # float64 arithmetic against exact: a few hundred eps of normwise error
 SAME = 1e-9  # a hypothesis explains a wrong result when it matches it this closely
+NAMED_FACTOR = 1e-4  # ... a classic factor, this closely: float32 rounding must not hide it
 FAILED = object()  # what Lab.call returns when the candidate's method raised
 MP_DPS = 50
 NETS = (([6, 4, 2, 4, 6], "tlts"), ([5, 3, 5], "st"))
@@ -139,15 +140,21 @@ def activations_of(module):
     return found
 
 
-def _close(a, b):
-    return np.linalg.norm(a - b) <= SAME * max(np.linalg.norm(b), np.finfo(float).tiny)
+def _close(a, b, tolerance=SAME):
+    return _distance(a, b) <= tolerance
 
 
-def _factor_name(c, n):
+def _distance(a, b):
+    """|a - b| / |b|: the figure of a result against what explains it."""
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), np.finfo(float).tiny))
+
+
+def _factor_name(c, n, tolerance=SAME):
+    """(name, value) of the classic factor c is, or (None, None)."""
     for value, name in ((n, "N"), (1 / n, "1/N"), (-1, "-1"), (2, "2"), (0.5, "1/2"), (n - 1, "N-1")):
-        if abs(c - value) <= SAME * abs(value):
-            return name
-    return None
+        if abs(c - value) <= tolerance * abs(value):
+            return name, value
+    return None, None
 
 
 def diagnose(theirs, exact, n=None, matrix=None, hypotheses=()):
@@ -156,25 +163,39 @@ def diagnose(theirs, exact, n=None, matrix=None, hypotheses=()):
     ``n``: the batch size (for factors N and 1/N); ``matrix``: the (rows, columns) of a weight
     matrix the values ravel (for a transpose); ``hypotheses``: (sentence, alternative reference).
     """
+    return diagnose_with_residual(theirs, exact, n, matrix, hypotheses)[:2]
+
+
+def diagnose_with_residual(theirs, exact, n=None, matrix=None, hypotheses=()):
+    """(sentence, factor, residual): ``diagnose``'s answer and the relative distance that remains once
+    it is accounted for.  A classic factor (N, 1/N, ...) is named even where rounding coarser than
+    float64's (float32: ~1e-7) blurs it, up to NAMED_FACTOR: the residual then says how far."""
     theirs, exact = np.ravel(theirs), np.ravel(exact)
     for sentence, alternative in hypotheses:
         if _close(theirs, np.ravel(alternative)):
-            return sentence, None
+            return sentence, None, _distance(theirs, np.ravel(alternative))
     norm2 = exact @ exact
     if norm2 > 0:
         c = float(theirs @ exact / norm2)
-        if c != 0 and _close(theirs, c * exact):
-            name = _factor_name(c, n) if n else None
+        if _close(theirs, exact):  # the reference itself, to within SAME: no factor to name
+            return None, None, None
+        name, value = _factor_name(c, n, NAMED_FACTOR) if n else (None, None)
+        if name and _close(theirs, value * exact, NAMED_FACTOR):
+            c = value
+        else:
+            name = None
+        if c != 0 and (_close(theirs, c * exact) or name):
             text = f"is {name if name else format(c, '.6g')} times the reference"
             if name == "N":
                 text += ": the 1/N of formula (1) is missing"
             elif name == "1/N":
                 text += ": it divides by N once more than formula (1)"
-            return text, c
+            return text, c, _distance(theirs, c * exact)
     if matrix is not None and theirs.size == matrix[0] * matrix[1]:
-        if _close(theirs, exact.reshape(matrix).T.ravel()):
-            return "is the reference transposed (raveled in W's place)", None
-    return None, None
+        transposed = exact.reshape(matrix).T.ravel()
+        if _close(theirs, transposed):
+            return "is the reference transposed (raveled in W's place)", None, _distance(theirs, transposed)
+    return None, None, None
 
 
 class Lab:
@@ -221,7 +242,8 @@ class Lab:
         record = records.verdict("engine", part, error, THRESHOLD, self.context(stage, where, layer), **fields)
         if record["verdict"] == "fail":
             hypotheses = tuple((s, numeric.to_float64(np.asarray(a))) for s, a in hypotheses)
-            record["diagnosis"], record["factor"] = diagnose(theirs, exact, n, matrix, hypotheses)
+            record["diagnosis"], record["factor"], record["residual"] = diagnose_with_residual(
+                theirs, exact, n, matrix, hypotheses)
         self.records.append(record)
 
     def failure(self, stage, where, part, reason, layer=None, verdict="fail"):
@@ -272,22 +294,28 @@ class Lab:
     def accept_conventions(self):
         """Per-layer scaling that the model undoes is the candidate's convention, not an error: when every
         layer's dW, db, R{dW}, R{db} is one and the same factor times the reference and the model's
-        gradient, Hv and GNv are right, those layer records become notes."""
+        gradient, Hv and GNv carry no factor, those layer records become notes; where rounding remains
+        once the factor is removed (a float32 pass), they stay failures whose figure is that remainder."""
         for net in {r["net"] for r in self.records}:
             mine = [r for r in self.records if r["net"] == net]
             scaled = [r for r in mine if r["stage"] in ("backward", "Rp_backward") and r["verdict"] == "fail"
                       and r["quantity"] in ("dW", "db", "R{dW}", "R{db}")]
             factors = {round(r["factor"], 12) for r in scaled if r.get("factor")}
-            model_right = [r for r in mine if r["where"] == "model" and r["quantity"] in ("gradient", "Hv", "GNv")]
-            if (scaled and len(factors) == 1 and all(r.get("factor") for r in scaled) and model_right
-                    and all(r["verdict"] == "pass" for r in model_right)):
+            model = [r for r in mine if r["where"] == "model" and r["quantity"] in ("gradient", "Hv", "GNv")]
+            if (scaled and len(factors) == 1 and all(r.get("factor") for r in scaled) and model
+                    and not any(r.get("factor") for r in model)):
                 factor = factors.pop()
-                name = _factor_name(factor, LAYER_COLUMNS) or f"{factor:.6g}"
+                name = _factor_name(factor, LAYER_COLUMNS)[0] or f"{factor:.6g}"
+                convention = (f"{name} times the reference inside each layer (batch of {LAYER_COLUMNS} columns), "
+                              "undone by the model (its gradient, Hv and GNv carry no such factor): the "
+                              "implementation's convention, not an error")
                 for r in scaled:
-                    r["verdict"] = "note"
-                    r["reason"] = (f"{name} times the reference inside each layer (batch of {LAYER_COLUMNS} "
-                                   "columns) while the model's gradient, Hv and GNv are right: the "
-                                   "implementation's convention, not an error")
+                    if r["residual"] <= r["threshold"]:
+                        r["verdict"], r["reason"] = "note", convention
+                    else:
+                        r["diagnosis"], r["note"] = None, convention
+                        r["convention"] = f"{name} times the reference inside each layer"
+                        r["reason"] = f"differs from the reference once the convention ({r['convention']}) is taken out"
 
     def findings(self):
         """Lines, root causes first; a failure an earlier one explains is listed under it."""
@@ -331,8 +359,7 @@ class Lab:
                     where = f"layers {', '.join(map(str, layers))}" if len(layers) > 1 else f"layer {layers[0]}"
                     general = general.replace("layer K", where, 1)
                 prefix = (f"[nets {'; '.join(nets)}] " if len(nets) > 1 else f"[net {nets[0]}] " if nets else "")
-                measured = [r["measured"] for r in roots_here if r.get("measured") is not None]
-                line = prefix + general + (f" (off by up to {max(measured):.1e})" if measured else "")
+                line = prefix + general + _merged_figure(roots_here)
             lines.append(line)
             following = {}
             for r in (r for g in groups for root in g for r in under[id(root)]):  # one line per place and quantity
@@ -347,7 +374,7 @@ class Lab:
         notes = {}  # one line per reason, naming every place it applies to
         for r in self.records:
             if r["verdict"] == "note" or r.get("note"):
-                places = notes.setdefault(r.get("reason") or r.get("note"), [])
+                places = notes.setdefault(r.get("note") or r.get("reason"), [])
                 place = f"{r['where']} {r['quantity']}".replace(" use_bias", "")
                 if place not in places:
                     places.append(place)
@@ -753,12 +780,22 @@ def _number_type_note(found):
             f"of every other stage is ae's engine at {MP_DPS} digits, unaffected"]
 
 
+def _merged_figure(found):
+    """The figure of one finding in several places: the largest distance; once a diagnosis or a
+    convention is accounted for, the largest that remains, with its target."""
+    measured = [r["residual"] if r.get("convention") else r["measured"] for r in found
+                if r.get("measured") is not None]
+    if not measured:
+        return ""
+    left = [r["residual"] for r in found if r.get("diagnosis") and r.get("residual") is not None]
+    target = f"target {found[0]['threshold']:.0e})"
+    return f" (off by up to {max(measured):.1e}" + (
+        f"; once that is accounted for, up to {max(left):.1e}, {target}" if left else f", {target}")
+
+
 def _figure(r):
-    """How far off an undiagnosed result is, relative, with its target: after a convention is removed
-    (``convention``), normwise where a check judged entry by entry (``relative``), near what (``nearest``)."""
-    if r.get("convention"):
-        return (f"off by {r['residual']:.1e} (target {r['threshold']:.0e}) once the convention "
-                f"({r['convention']}) is removed")
+    """How far off an undiagnosed result is, relative, with its target: normwise where a check judged
+    entry by entry (``relative``), and near what (``nearest``)."""
     if r.get("relative") is not None:
         return (f"off by {r['relative']:.1e} relative, normwise (its worst entry is {r['measured']:.1e} times "
                 f"its rounding tolerance, target {r['threshold']:.0e})")
@@ -771,7 +808,9 @@ def _line(r, quantities=None):
     if r["quantity"] in ("raised", "not implemented"):
         return f"{net}{r['where']}: {r['reason']}"
     what = r.get("diagnosis") or r.get("reason") or _figure(r)
-    if r.get("diagnosis"):
+    if r.get("convention"):
+        what += f" (off by {r['residual']:.1e}, target {r['threshold']:.0e})"
+    elif r.get("diagnosis"):
         what += f" (off by {r['measured']:.1e}" + (
             f"; once that is accounted for, off by {r['residual']:.1e}, target {r['threshold']:.0e})"
             if r.get("residual") is not None else ")")

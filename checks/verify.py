@@ -157,6 +157,11 @@ def _relative(error, scale):
     return 0.0 if error == 0 else float(error / scale) if scale > 0 else float(error)
 
 
+def _normwise(claim, reference):
+    """|claim - reference| / |reference|: an entrywise check's figure a reader can compare across checks."""
+    return _relative(float(np.linalg.norm(claim - reference)), float(np.linalg.norm(reference)))
+
+
 def entrywise(claim, reference, noise, eps=EPS):
     """(each entry's error over its tolerance, errors, tolerances); see the module docstring."""
     errors = np.abs(claim - reference)
@@ -360,7 +365,7 @@ def verify(fun, x, grad=None, hvp=None, gnvp=None, residual=None, jvp=None, vjp=
         agreement = ("exact to working precision" if exact else "right up to the rounding of its float evaluation"
                      if ratios[i] <= 1 else "wrong")
         judge(check, quantity, float(ratios[i]), entry=i, error=float(errors[i]), tolerance=float(tolerances[i]),
-              entries=int(claim.size), agreement=agreement, estimator=name)
+              entries=int(claim.size), agreement=agreement, estimator=name, relative=_normwise(claim, reference))
         detection[quantity] = _planted_power(claim, lambda v: bool(np.any(entrywise(v, reference, noise,
                                                                                      point.eps)[0] > 1)),
                                              f"{check}, every entry")
@@ -585,7 +590,8 @@ def _hessian_checks(point, grad, hvp, ps, judge, judge_along, judge_entries, can
                                   "complex step of grad along p, direction 0")
                 else:
                     ratios = entrywise(claim, reference, quantity_noise, point.eps)[0]
-                    judge("complex step", "Hv", float(ratios.max()), direction=k, entries=n)
+                    judge("complex step", "Hv", float(ratios.max()), direction=k, entries=n,
+                          relative=_normwise(claim, reference))
         for k, (p, claim) in enumerate(zip(ps, claims)):
             errors = []
             for h in SWEEP:
@@ -680,7 +686,8 @@ def _gauss_newton_checks(point, residual, gnvp, ps, dense_limit, judge, judge_en
                           "J^T J p, J by complex steps, direction 0")
         else:
             ratios = entrywise(claim, reference, noise + reference_noise, point.eps)[0]
-            judge("complex step", "GNv", float(ratios.max()), direction=k, entries=n)
+            judge("complex step", "GNv", float(ratios.max()), direction=k, entries=n,
+                  relative=_normwise(claim, reference))
 
 
 def assert_verified(fun, x, **kwargs):

@@ -321,9 +321,10 @@ def test_a_whole_class_each_submission_in_its_own_process(tmp_path, capsys):
     summary = {s["submission"]: s for s in json.loads((out / "class-summary.json").read_text())["submissions"]}
     assert summary["clean"]["status"] == "pass" and summary["prints"]["status"] == "pass"
     assert summary["missing_1_over_N"]["status"] == "fail"
-    assert summary["missing_1_over_N"]["root_causes"] == [
+    assert [re.sub(r"\d\.\de-1\d, target", "#, target", line) for line in
+            summary["missing_1_over_N"]["root_causes"]] == [
         "[nets 5-3-5 st; 6-4-2-4-6 tlts] model: gradient is N times the reference: the 1/N of formula (1) is "
-        "missing (off by up to 6.0e+00)"]
+        "missing (off by up to 6.0e+00; once that is accounted for, up to #, target 1e-12)"]  # # is round-off
     assert summary["loops_forever"]["status"] == "timed out after 15 s"
     assert summary["exits_the_process"]["status"].startswith("crashed (exit code 3)")
     assert "forward called with" in (out / "prints" / "candidate-output.txt").read_text()
@@ -445,3 +446,32 @@ def test_a_candidate_without_a_linear_activation_is_examined_where_it_can_be(tmp
     skipped = [r for r in lab.records if r.get("reason") == "no linear activation to stand in"]
     assert skipped and all((r["verdict"], r["stage"]) == ("cannot run", "model") for r in skipped)
     assert "activation" in lab.summary()["stages"]  # the rest was examined
+
+
+def test_a_figure_is_the_distance_left_once_the_convention_is_removed(tmp_path, monkeypatch):
+    # layers that divide by N (the model undoes it) and round their weight derivative in float32
+    code, saved = run(tmp_path, monkeypatch, "per_layer_1_over_N,backward_in_float32")
+    assert code == 1
+    dW = [line for line in saved["findings"] if re.search(r"backward: dW ", line)]
+    assert len(dW) == 1 and re.fullmatch(
+        r"\[nets 5-3-5 st; 6-4-2-4-6 tlts\] layers 0, 1, 2, 3 backward: dW differs from the reference once the "
+        r"convention \(1/N times the reference inside each layer\) is taken out \(off by up to (\S+), target 1e-12\)",
+        dW[0]), dW
+    assert 1e-12 < float(re.search(r"up to (\S+),", dW[0]).group(1)) < 1e-5  # float32 rounding, not the 1/N
+    assert any(line.startswith("note: 1/N times the reference inside each layer") for line in saved["findings"])
+
+
+def test_a_classic_factor_is_named_through_float32_rounding_and_its_remainder_given():
+    exact = np.random.default_rng(0).standard_normal(12)
+    theirs = (exact / 5).astype(np.float32).astype(float)
+    sentence, factor, residual = candidate.diagnose_with_residual(theirs, exact, n=5)
+    assert sentence.startswith("is 1/N times the reference") and factor == 0.2 and 1e-10 < residual < 1e-6
+    assert candidate.diagnose_with_residual(exact * (1 + 1e-10), exact, n=5) == (None, None, None)  # no "1 times"
+    assert candidate.diagnose_with_residual(theirs + 1e-3, exact, n=5)[0] is None  # a real error: no factor
+
+
+def test_an_entrywise_check_s_figure_is_relative_and_normwise():
+    failed = {"net": "5-3-5 st", "where": "model (complex step)", "quantity": "Hv", "measured": 2e14,
+              "threshold": 1.0, "relative": 0.31}
+    assert candidate._line(failed) == ("[net 5-3-5 st] model (complex step): Hv off by 3.1e-01 relative, normwise "
+                                       "(its worst entry is 2.0e+14 times its rounding tolerance, target 1e+00)")
