@@ -21,7 +21,9 @@ on the ones before it:
   allows (GNv before any Hv, GNv with a direction other than the last Hv's,
   Hv twice, Hv after GNv, products after ``compute_loss`` on other data), and
   ``get_activations`` of every layer;
-* ``checks.verify`` on the model's loss, gradient and Hv.
+* ``checks.verify`` on the model's loss, gradient and Hv;
+* the optimizers it has (run_sgd, run_momentum, run_rmsprop, run_adam) on the smallest net, against
+  reference step rules (``checks.candidate_optim``).
 
 A wrong result is diagnosed against the classic hypotheses: a constant
 factor (N, 1/N, 2, 1/2, -1, ...), the reference transposed, a missing term of

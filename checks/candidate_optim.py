@@ -248,8 +248,13 @@ class OptimizerCheck:
         plans = []
         if callable(getattr(model, "run_sgd", None)):
             plans.append(("run_sgd", "run_sgd", "sgd", {}))
-            if _takes(model.run_sgd, "momentum"):
+            takes = _takes(model.run_sgd, "momentum")
+            if takes:
                 plans.append((f"run_sgd momentum={MOMENTUM}", "run_sgd", "momentum", {"momentum": MOMENTUM}))
+            elif takes is None:
+                self.lab.records.append(records.cannot_run(
+                    "engine", "momentum", "run_sgd's signature cannot be read: momentum= is not tried",
+                    self.lab.context("optimizers", "run_sgd")))
         if callable(getattr(model, "run_momentum", None)):
             given = {"momentum": MOMENTUM} if _takes(model.run_momentum, "momentum") else {}
             plans.append(("run_momentum", "run_momentum", "momentum", given))
