@@ -308,7 +308,7 @@ class OptimizerCheck:
         missing = [key for key in HISTORY if key not in history]
         if missing:
             self.lab.failure("optimizers", where, "history keys",
-                             f"the history lacks {', '.join(missing)} (test_inputs were given)")
+                             f"lack {', '.join(missing)} (test_inputs were given)")
         lists = {}
         for key in HISTORY:
             if key in history:

@@ -55,6 +55,8 @@ def test_the_clean_methods_pass_every_check(tmp_path, monkeypatch):
     ("l2_on_loss_missing", "run_adam", r"steps lack the L2 term: they are those of l2_coef = 0"),
     ("train_loss_before_step", "run_rmsprop", r"train_loss, train_grad, test_loss, test_grad is the value at the "
                                               r"weights before each epoch's step, not after it"),
+    ("history_without_test_lists", "run_adam", r"history keys lack test_loss, test_grad \(test_inputs "
+                                               r"were given\)$"),
     ("epochs_off_by_one", "run_sgd", r"num_epoch is not honoured: num_epoch=3 gave 4 entries in train_loss, "
                                      r"train_grad, test_loss, test_grad"),
 ])
