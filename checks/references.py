@@ -1,0 +1,121 @@
+"""References built from ``fun`` alone, never from a claim: derivatives along a direction, with their
+own uncertainty.
+
+    first(fun, x, u)        g.u      complex step Im f(x + i h u) / h (h = 1e-30), or where fun is
+                                     real-only Richardson's extrapolation of central differences
+    mixed(fun, x, u, p)     u.(H p)  d/dt of the inner estimate of u.g at x + t p: Richardson's
+                                     extrapolation of central differences in t, over steps T, T/2, T/4
+
+Each returns (estimate, uncertainty).  The uncertainty is measured: the distance between Richardson's two
+extrapolations (from steps T, T/2 and from T/2, T/4: the first is 16 times less accurate than the second,
+so it bounds the second's truncation error) plus the rounding of the differences, the inner estimate's
+rounding over the step.  The complex step's own rounding is eps times its value (it subtracts nothing);
+a real central difference rounds by fun's noise over its step.
+"""
+
+import math
+import warnings
+
+import numpy as np
+
+H_COMPLEX = 1e-30
+OUTER_STEP = 2e-3  # T for the difference along p, times max(1, |x|_inf); Richardson's error is O(T^4)
+SHRINKS, GOOD_ENOUGH = 4, 1e-8  # T, T/8, ... until the uncertainty is this small relative to the estimate
+# the real central differences along u where fun takes no complex input: Richardson over s and s/2,
+# s = INNER_STEP max(1, |x|_inf)
+INNER_STEP = 1e-3
+
+
+class Inner:
+    """The derivative of fun along u at a point, by the complex step or (real-only fun) a central difference.
+
+    ``rounding(values)`` is the size of one estimate's rounding, given the estimates made."""
+
+    def __init__(self, fun, x, complex_ok, eps, noise, f0):
+        self.fun, self.complex_ok, self.eps = fun, complex_ok, eps
+        self.scale = max(1.0, float(np.max(np.abs(x))))
+        self.step = INNER_STEP * self.scale
+        self.f_rounding = noise + eps * abs(f0)
+        self.check = "complex step" if complex_ok else "differences"
+        self.name = "complex step of fun" if complex_ok else "central differences of fun (Richardson)"
+
+    def __call__(self, y, u):
+        if self.complex_ok:
+            return _scalar(self.fun(y + 1j * H_COMPLEX * u), imaginary=True) / H_COMPLEX
+        # Richardson over s and s/2: a plain central difference's error s^2 f'''/6 changes with y, and the
+        # outer difference along p would carry it over
+        s = self.step
+        coarse, fine = ((_scalar(self.fun(y + h * u)) - _scalar(self.fun(y - h * u))) / (2 * h) for h in (s, s / 2))
+        return (4 * fine - coarse) / 3
+
+    def rounding(self, values):
+        if self.complex_ok:
+            return 4 * self.eps * max(abs(v) for v in values)
+        return 3 * self.f_rounding / self.step  # 4/3 of f's rounding over s/2 and 1/3 of it over s
+
+
+def _scalar(value, imaginary=False):
+    value = np.asarray(value).ravel()[0]
+    return float(np.imag(value)) if imaginary else float(np.real(value))
+
+
+def _richardson(difference, T, rounding):
+    """(estimate, uncertainty) from difference(t), a central difference of error O(t^2), at T, T/2, T/4."""
+    D = [difference(T / 2**k) for k in range(3)]
+    coarse, fine = (4 * D[1] - D[0]) / 3, (4 * D[2] - D[1]) / 3
+    # the fine extrapolation's rounding: its differences at T/4 and T/2 weighted 4/3 and 1/3
+    return fine, abs(fine - coarse) + (4 / 3 * 4 / T + 1 / 3 * 2 / T) * rounding
+
+
+def _quiet(compute):
+    """compute() or (nan, inf) where a step leaves fun's domain (an exception or a non-finite value)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            estimate, uncertainty = compute()
+        except Exception:
+            return math.nan, math.inf
+    if not math.isfinite(estimate + uncertainty):
+        return math.nan, math.inf
+    return estimate, uncertainty
+
+
+def first(inner, x, u):
+    """(g.u, uncertainty) from fun alone."""
+    def compute():
+        if inner.complex_ok:
+            value = inner(x, u)
+            return value, inner.rounding([value])
+        T = inner.step * 2
+        def difference(t):
+            return (_scalar(inner.fun(x + t * u)) - _scalar(inner.fun(x - t * u))) / (2 * t)
+        return _richardson(difference, T, 2 * inner.f_rounding)
+    return _quiet(compute)
+
+
+def mixed(inner, x, u, p):
+    """(u.(H p), uncertainty) from fun alone: the inner derivative along u, differenced along p."""
+    T = OUTER_STEP * inner.scale
+    values = []
+
+    def inner_at(y):
+        values.append(inner(y, u))
+        return values[-1]
+
+    def difference(t):
+        return (inner_at(x + t * p) - inner_at(x - t * p)) / (2 * t)
+
+    def compute(T):
+        values.clear()
+        estimate, spread = _richardson(difference, T, 0.0)
+        return estimate, spread + (4 / 3 * 4 / T + 1 / 3 * 2 / T) * inner.rounding(values)
+
+    # a smaller T where the first is uncertain (a domain edge or a fast change within T): the least uncertain
+    best = (math.nan, math.inf)
+    for k in range(SHRINKS):
+        estimate, uncertainty = _quiet(lambda: compute(T / 8**k))
+        if uncertainty < best[1]:
+            best = (estimate, uncertainty)
+        if uncertainty <= GOOD_ENOUGH * abs(estimate):
+            break
+    return best
