@@ -35,7 +35,7 @@ class Inner:
         self.fun, self.complex_ok, self.eps = fun, complex_ok, eps
         self.scale = max(1.0, float(np.max(np.abs(x))))
         self.step = INNER_STEP * self.scale
-        self.f_rounding = noise + eps * abs(f0)
+        self.f_rounding, self.f0 = noise + eps * abs(f0), f0
         self.check = "complex step" if complex_ok else "differences"
         self.name = "complex step of fun" if complex_ok else "central differences of fun (Richardson)"
 
@@ -87,16 +87,34 @@ def first(inner, x, u):
             value = inner(x, u)
             return value, inner.rounding([value])
         T = inner.step * 2
+        jumps = []  # forward less backward difference: t f'' for a smooth f, a constant jump at a kink
+
         def difference(t):
-            return (_scalar(inner.fun(x + t * u)) - _scalar(inner.fun(x - t * u))) / (2 * t)
-        return _richardson(difference, T, 2 * inner.f_rounding)
+            up, down = _scalar(inner.fun(x + t * u)), _scalar(inner.fun(x - t * u))
+            jumps.append(abs(up - 2 * inner.f0 + down) / t)
+            return (up - down) / (2 * t)
+        estimate, uncertainty = _richardson(difference, T, 2 * inner.f_rounding)
+        above = jumps[-1] > 1e3 * inner.f_rounding / (T / 4)
+        if above and jumps[1] > 0.7 * jumps[0] and jumps[2] > 0.7 * jumps[1]:
+            return math.nan, math.inf  # a kink within the steps: not halving with t
+        return estimate, uncertainty
     return _quiet(compute)
 
 
-def mixed(inner, x, u, p):
-    """(u.(H p), uncertainty) from fun alone: the inner derivative along u, differenced along p."""
+def mixed(inner, x, u, p, jittered=()):
+    """(u.(H p), uncertainty) from fun alone: the inner derivative along u, differenced along p.
+
+    fl(x + tp) is not x + tp: its rounding moves the inner derivative by about eps |x| |H|, which the
+    difference divides by t.  That is measured: the inner derivative at ``jittered`` copies of x (moved in
+    their last bits) against its value at x, twice the largest change counted as each value's rounding."""
     T = OUTER_STEP * inner.scale
     values = []
+    moved = 0.0
+    if jittered:
+        at_x = _quiet(lambda: (inner(x, u), 0.0))[0]
+        moved = 2 * max(abs(_quiet(lambda y=y: (inner(y, u), 0.0))[0] - at_x) for y in jittered)
+        if not math.isfinite(moved):
+            return math.nan, math.inf
 
     def inner_at(y):
         values.append(inner(y, u))
@@ -108,7 +126,7 @@ def mixed(inner, x, u, p):
     def compute(T):
         values.clear()
         estimate, spread = _richardson(difference, T, 0.0)
-        return estimate, spread + (4 / 3 * 4 / T + 1 / 3 * 2 / T) * inner.rounding(values)
+        return estimate, spread + (4 / 3 * 4 / T + 1 / 3 * 2 / T) * (inner.rounding(values) + moved)
 
     # a smaller T where the first is uncertain (a domain edge or a fast change within T): the least uncertain
     best = (math.nan, math.inf)

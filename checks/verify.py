@@ -654,6 +654,7 @@ def _entries_and_directions(point, judge, inner, quantity, claim, noise, indices
         judge.cannot(inner.check, quantity, f"{inner.name}{label} is too uncertain at every entry checked: fun "
                      "leaves its domain, or changes too fast, within the steps")
         return
+    every = indices.size == n
     unjudged = int(indices.size - usable.sum())
     indices, reference, uncertainty = indices[usable], reference[usable], uncertainty[usable]
     if unjudged:
@@ -666,11 +667,15 @@ def _entries_and_directions(point, judge, inner, quantity, claim, noise, indices
     sub = claim[indices]
     judge.entries(inner.check, quantity, sub, reference, noise[indices], name, uncertainty=uncertainty,
                   indices=indices, full_size=n, detect=indices.size == n)
-    if indices.size == n:
+    if every:
         return
     directional = []
     for j, u in enumerate(sampling.rademacher(n, sampling.RADEMACHER, rng)):
         value, spread = reference_along(x, u)
+        if not math.isfinite(value):
+            judge.cannot(inner.check, quantity, f"{inner.name} along Rademacher direction {j} is too uncertain: fun "
+                         "leaves its domain, or has a kink, within the steps", rademacher=j)
+            continue
         if grad_rows and inner.complex_ok:
             spread += point.noise_of(lambda y, u=u: np.array([reference_along(y, u)[0]]), np.array([value]),
                                      REFERENCE_JITTERS)[0]
@@ -717,7 +722,7 @@ def _hessian_checks(point, grad, hvp, ps, judge, inner, mp_reason, rng):
                      "direction 0", direction=0)
     else:
         _entries_and_directions(point, judge, inner, "Hv", claims[0], noises[0], indices, rng,
-                                lambda y, u: references.mixed(inner, y, u, ps[0]), direction=0)
+                                lambda y, u: references.mixed(inner, y, u, ps[0], point.jittered[:REFERENCE_JITTERS]), direction=0)
     # a second opinion from the claimed gradient, labelled as such
     reason = _second_opinion_reason(grad, judge)
     if reason is not None:
