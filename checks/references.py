@@ -13,6 +13,7 @@ rounding over the step.  The complex step's own rounding is eps times its value 
 a real central difference rounds by fun's noise over its step.
 """
 
+import functools
 import math
 import warnings
 
@@ -131,7 +132,7 @@ def mixed(inner, x, u, p, jittered=()):
     # a smaller T where the first is uncertain (a domain edge or a fast change within T): the least uncertain
     best = (math.nan, math.inf)
     for k in range(SHRINKS):
-        estimate, uncertainty = _quiet(lambda: compute(T / 8**k))
+        estimate, uncertainty = _quiet(functools.partial(compute, T / 8**k))
         if uncertainty < best[1]:
             best = (estimate, uncertainty)
         if uncertainty <= GOOD_ENOUGH * abs(estimate):

@@ -70,6 +70,7 @@ KINK_STEPS = np.logspace(0, -12, 25)  # the sweep and two larger steps: a kink o
 DELTAS = [10.0**-k for k in range(2, 15)]
 ROUNDOFF_FACTOR = 8  # an entry's tolerance in units of its measured rounding scale
 JITTERS = 8  # copies of x moved in their last bits, to measure the rounding scale of fun and the claims
+WIDE, WIDE_PAIRS = 2.0**-32, 4  # pairs of copies of x moved +-2^-32 relative: they show cancellation
 REFERENCE_JITTERS = 2  # the same for a reference (the complex step subtracts nothing: its rounding is small)
 # entries whose reference costs 6 evaluations of fun (Hv; the gradient of a real-only fun) are checked
 # every one up to this many, a sample above
@@ -293,7 +294,13 @@ def _mp_central(fun, x_mp, p, h):
 
 
 class _Point:
-    """fun at x with what every estimator needs: its value, precision, rounding scale and jittered copies."""
+    """fun at x with what every estimator needs: its value, precision, rounding scale and jittered copies.
+
+    Two kinds of copies measure rounding.  Copies moved in their last bits (x_j (1 + u eps)) show rounding
+    that follows x's own bits.  They miss cancellation inside fun or a claim (exp(x) - 1 at small x: a 1e-19
+    move of x rarely changes the rounding of exp(x) near 1), so pairs moved WIDE both ways, x (1 +- w) with
+    w random of size WIDE, are added: their second difference (v(x + d) + v(x - d))/2 - v(x) cancels
+    the true change to first order and leaves the rounding of every intermediate value."""
 
     def __init__(self, fun, x, rng):
         self.fun, self.x = fun, x
@@ -301,15 +308,24 @@ class _Point:
         self.f0 = _scalar("fun", value)
         self.float32 = np.asarray(value).dtype == np.float32
         self.eps = float(np.finfo(np.float32).eps) if self.float32 else EPS
-        self.jittered = [x * (1 + rng.uniform(-2, 2, x.shape) * self.eps) for _ in range(JITTERS)]
-        values = [_at_step(fun, y) for y in self.jittered]
-        self.noise = max([abs(v - self.f0) for v in values if math.isfinite(v)], default=0.0)
+        self.factors = [1 + rng.uniform(-2, 2, x.shape) * self.eps for _ in range(JITTERS)]
+        self.jittered = [x * f for f in self.factors]
+        wide = [rng.uniform(-1, 1, x.shape) * WIDE for _ in range(WIDE_PAIRS)]
+        self.wide = [(x * (1 + w), x * (1 - w)) for w in wide]
+        self.noise = float(self.noise_of(lambda y: np.array([_at_step(fun, y)]), np.array([self.f0]))[0])
 
-    def noise_of(self, fn, value, count=JITTERS):
-        """The rounding scale of each entry of ``fn`` (a function of x): its largest change over ``count``
-        jitters."""
-        changes = [np.abs(np.asarray(fn(y), dtype=float).ravel() - value) for y in self.jittered[:count]]
-        return np.max(changes, axis=0)
+    def noise_of(self, fn, value, count=JITTERS, p=None, pairs=WIDE_PAIRS):
+        """The rounding scale of each entry of ``fn`` (a function of x, or of x and p where ``p`` is given:
+        p is then moved in its last bits too, which shows the rounding of a product such as A p): its largest
+        change over ``count`` jitters and the second differences over ``pairs`` wide pairs."""
+        def at(y, k):  # None where the copy leaves fn's domain (raises, or another shape)
+            moved = _vector_at_step(fn if p is None else lambda z: fn(z, p * self.factors[-1 - k]), y, value.size)
+            return np.full(value.size, np.nan) if moved is None else moved
+        changes = [np.abs(at(y, k) - value) for k, y in enumerate(self.jittered[:count])]
+        changes += [np.abs((at(up, k) + at(down, k)) / 2 - value) for k, (up, down) in enumerate(self.wide[:pairs])]
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an entry no copy could evaluate: all NaN
+            return np.nan_to_num(np.nanmax(changes, axis=0), nan=0.0) if changes else np.zeros_like(value)
 
     def variation(self, p):
         """|f(x + d p) - 2 f(x) + f(x - d p)| / d + |f(x + d p) - f(x - d p)| / 2d at the largest d <= 1e-3
@@ -662,7 +678,8 @@ def _entries_and_directions(point, judge, inner, quantity, claim, noise, indices
         name = f"{inner.name}{label}, {where}" + ("" if grad_rows else ", differenced along p (from fun alone)")
     if grad_rows and inner.complex_ok:  # the complex step's rounding inside fun, measured at jittered copies
         reference_noise = point.noise_of(
-            lambda y: np.array([reference_along(y, _unit(n, i))[0] for i in indices]), reference, REFERENCE_JITTERS)
+            lambda y: np.array([reference_along(y, _unit(n, i))[0] for i in indices]), reference,
+            REFERENCE_JITTERS, pairs=2)
         uncertainty = uncertainty + reference_noise
     sub = claim[indices]
     judge.entries(inner.check, quantity, sub, reference, noise[indices], name, uncertainty=uncertainty,
@@ -678,7 +695,7 @@ def _entries_and_directions(point, judge, inner, quantity, claim, noise, indices
             continue
         if grad_rows and inner.complex_ok:
             spread += point.noise_of(lambda y, u=u: np.array([reference_along(y, u)[0]]), np.array([value]),
-                                     REFERENCE_JITTERS)[0]
+                                     REFERENCE_JITTERS, pairs=2)[0]
         error = claim @ u - value
         tolerance = ROUNDOFF_FACTOR * (noise @ np.abs(u) + point.eps * (np.abs(claim) @ np.abs(u) + abs(value))) \
             + 2 * spread
@@ -706,7 +723,10 @@ def _second_opinion_reason(grad, judge):
 def _hessian_checks(point, grad, hvp, ps, judge, inner, mp_reason, rng):
     fun, x, n, f0 = point.fun, point.x, point.x.size, point.f0
     claims = [_vector("hvp(x, p)", _call("hvp", hvp, x, p), n) for p in ps]
-    noises = [point.noise_of(lambda y, p=p: hvp(y, p), claim) for p, claim in zip(ps, claims)]
+    # the identities compare directions: the last bits of x move them (as before the wide pairs)
+    noises = [point.noise_of(lambda y, p=p: hvp(y, p), claim, pairs=0) for p, claim in zip(ps, claims)]
+    # entry by entry the rounding of the product with p shows too: p moved in its last bits as well
+    entry_noises = [point.noise_of(hvp, claim, p=p) for p, claim in zip(ps, claims)]
     for k in range(len(ps) - 1):  # symmetry: u.(H v) = v.(H u)
         u, v = ps[k], ps[k + 1]
         allowance = ROUNDOFF_FACTOR * (np.abs(u) @ noises[k + 1] + np.abs(v) @ noises[k])
@@ -721,14 +741,15 @@ def _hessian_checks(point, grad, hvp, ps, judge, inner, mp_reason, rng):
         judge.cannot(inner.check, "Hv", f"cannot judge near a kink at distance ~{judge.kinks[0]:.0e} along "
                      "direction 0", direction=0)
     else:
-        _entries_and_directions(point, judge, inner, "Hv", claims[0], noises[0], indices, rng,
-                                lambda y, u: references.mixed(inner, y, u, ps[0], point.jittered[:REFERENCE_JITTERS]), direction=0)
+        jittered = point.jittered[:REFERENCE_JITTERS]
+        _entries_and_directions(point, judge, inner, "Hv", claims[0], entry_noises[0], indices, rng,
+                                lambda y, u: references.mixed(inner, y, u, ps[0], jittered), direction=0)
     # a second opinion from the claimed gradient, labelled as such
     reason = _second_opinion_reason(grad, judge)
     if reason is not None:
         judge.cannot("from the claimed grad", "Hv", reason)
     else:
-        _hessian_from_grad(point, grad, ps, claims, noises, judge)
+        _hessian_from_grad(point, grad, ps, claims, entry_noises, judge)
     # 50 digits: p.Hp from fun alone, a second difference in mpmath
     if mp_reason is not None:
         judge.cannot_once("50 digits, p.Hp", "Hv", mp_reason)
@@ -769,7 +790,11 @@ def _hessian_from_grad(point, grad, ps, claims, noises, judge):
     """Hv against the complex step and central differences of the claimed gradient: a second opinion,
     run only where that gradient passed its own checks."""
     x, n = point.x, point.x.size
-    value, complex_reason = _try("grad", grad, x + 1j * H_COMPLEX * ps[0])
+    framework = getattr(grad, "real_points_only", None)  # a framework's autodiff (checks.frameworks)
+    if framework is not None:
+        complex_reason = f"{framework} is taken at real points only"
+    else:
+        complex_reason = _try("grad", grad, x + 1j * H_COMPLEX * ps[0])[1]
     if complex_reason is None and point.float32:
         complex_reason = "grad computes in float32: the complex step needs float64"
     if complex_reason is not None:
@@ -779,7 +804,7 @@ def _hessian_from_grad(point, grad, ps, claims, noises, judge):
             return np.imag(np.asarray(grad(y + 1j * H_COMPLEX * p), dtype=complex)).ravel() / H_COMPLEX
         for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
             reference = cs_hv(x, p)
-            quantity_noise = noise + point.noise_of(lambda y, p=p: cs_hv(y, p), reference, REFERENCE_JITTERS)
+            quantity_noise = noise + point.noise_of(lambda y, p=p: cs_hv(y, p), reference, REFERENCE_JITTERS, pairs=2)
             ratios = entrywise(claim, reference, quantity_noise, point.eps)[0]
             judge.record("complex step of grad", "Hv", float(ratios.max()), 1.0, direction=k, entries=n,
                          unit="x tolerance", estimator="complex step of the claimed gradient along p")
@@ -802,7 +827,7 @@ def _gauss_newton_checks(point, residual, gnvp, ps, judge):
     x, n = point.x, point.x.size
     r0 = _vector("residual(x)", _call("residual", residual, x), None)  # a clear error for a bad residual first
     claims = [_vector("gnvp(x, p)", _call("gnvp", gnvp, x, p), n) for p in ps]
-    noises = [point.noise_of(lambda y, p=p: gnvp(y, p), claim) for p, claim in zip(ps, claims)]
+    noises = [point.noise_of(lambda y, p=p: gnvp(y, p), claim, pairs=0) for p, claim in zip(ps, claims)]
     for k in range(len(ps) - 1):
         u, v = ps[k], ps[k + 1]
         allowance = ROUNDOFF_FACTOR * (np.abs(u) @ noises[k + 1] + np.abs(v) @ noises[k])
