@@ -323,9 +323,13 @@ class _Point:
             return np.full(value.size, np.nan) if moved is None else moved
         changes = [np.abs(at(y, k) - value) for k, y in enumerate(self.jittered[:count])]
         changes += [np.abs((at(up, k) + at(down, k)) / 2 - value) for k, (up, down) in enumerate(self.wide[:pairs])]
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an entry no copy could evaluate: all NaN
-            return np.nan_to_num(np.nanmax(changes, axis=0), nan=0.0) if changes else np.zeros_like(value)
+            noise = np.nan_to_num(np.nanmax(changes, axis=0), nan=0.0) if changes else np.zeros_like(value)
+            # a rounded value's changes are whole units of its last place, often zero by chance: each entry's
+            # noise is at least the median entry's relative noise (the entries come from one computation)
+            relative = noise[value != 0] / np.abs(value[value != 0])
+        return np.maximum(noise, np.median(relative) * np.abs(value)) if relative.size > 1 else noise
 
     def variation(self, p):
         """|f(x + d p) - 2 f(x) + f(x - d p)| / d + |f(x + d p) - f(x - d p)| / 2d at the largest d <= 1e-3
