@@ -217,6 +217,8 @@ class Verification:
                 checked = f" of {r['checked']} checked" if r.get("checked", 0) < r.get("entries", 0) else ""
                 where = (f" (worst entry {r['entry']}{checked}: off by {r['error']:.1e}, tolerance "
                          f"{r['tolerance']:.1e}; {r['agreement']})")
+            if "finding" in r:
+                where += f": {r['finding']}"
             lines.append(f"{r['quantity']:10} {r['check']:26} {r['measured']:10.2e} {r.get('unit', ''):15} "
                          f"{r['threshold']:9.1e}  {r['verdict']}{where}")
         for quantity, power in self.detection_power.items():
@@ -753,7 +755,9 @@ def _hessian_checks(point, grad, hvp, ps, judge, inner, mp_reason, rng):
     if reason is not None:
         judge.cannot("from the claimed grad", "Hv", reason)
     else:
+        start = len(judge.out)
         _hessian_from_grad(point, grad, ps, claims, entry_noises, judge)
+        _blame_the_gradient(judge, inner, judge.out[start:])
     # 50 digits: p.Hp from fun alone, a second difference in mpmath
     if mp_reason is not None:
         judge.cannot_once("50 digits, p.Hp", "Hv", mp_reason)
@@ -788,6 +792,19 @@ def _hessian_checks(point, grad, hvp, ps, judge, inner, mp_reason, rng):
                          "t <= 1/4 (fun is quadratic along p, or computed in too low a precision?)", direction=k)
         else:
             judge.along("Taylor", "Hv", k, max(0.0, 3 - fitted), slope=fitted, unit="slope deficit")
+
+
+def _blame_the_gradient(judge, inner, second_opinion):
+    """Where Hv passes against fun's own derivatives but not against the claimed gradient's, the gradient
+    is what is wrong (near x: its derivative is not fun's H p): those records become the gradient's."""
+    from_fun = {r["verdict"] for r in judge.out if r["quantity"] == "Hv" and r["check"] == inner.check}
+    if from_fun != {"pass"}:
+        return
+    for r in second_opinion:
+        if r["verdict"] == "fail":
+            r["quantity"] = "gradient"
+            r["finding"] = (f"the claimed gradient's derivative along p is not the Hv that the {inner.name} "
+                            "confirms: grad is wrong near x")
 
 
 def _hessian_from_grad(point, grad, ps, claims, noises, judge):

@@ -107,3 +107,15 @@ def test_a_gradient_computed_with_cancellation_is_judged_on_its_rounding(seed):
     assert result.passed, result.table()
     wrong = verify(lambda y: np.sum(np.exp(y) - y), x, grad=planted(lambda y: np.exp(y) - 1.0, 1e-10, 2), seed=seed)
     assert wrong.verdicts["gradient"] == "fail", wrong.table()
+
+
+def test_a_gradient_wrong_only_near_x_is_blamed_and_the_right_hv_still_passes():
+    # at rosen's minimum the gradient is exactly 0, so a relative error in it vanishes at x itself; its
+    # derivative (central differences of grad) shows it, and those records are the gradient's, not Hv's
+    optimize = pytest.importorskip("scipy.optimize")
+    x = np.ones(6)
+    result = verify(optimize.rosen, x, grad=planted(optimize.rosen_der, 1e-6, 2), hvp=optimize.rosen_hess_prod)
+    assert result.verdicts == {"gradient": "fail", "Hv": "pass"}, result.table()
+    blamed = [r for r in result.records if "finding" in r]
+    assert blamed and {r["quantity"] for r in blamed} == {"gradient"}
+    assert "grad is wrong near x" in result.table()
