@@ -1,16 +1,19 @@
 """References built from ``fun`` alone, never from a claim: derivatives along a direction, with their
 own uncertainty.
 
-    first(fun, x, u)        g.u      complex step Im f(x + i h u) / h (h = 1e-30), or where fun is
-                                     real-only Richardson's extrapolation of central differences
-    mixed(fun, x, u, p)     u.(H p)  d/dt of the inner estimate of u.g at x + t p: Richardson's
-                                     extrapolation of central differences in t, over steps T, T/2, T/4
+    first(inner, x, u)        g.u      complex step Im f(x + i h u) / h (h = 1e-30), or where fun is
+                                       real-only Richardson's extrapolation of central differences
+    mixed(inner, x, u, p, J)  u.(H p)  d/dt of the inner estimate of u.g at x + t p: Richardson's
+                                       extrapolation of central differences in t, over steps T, T/2, T/4
 
-Each returns (estimate, uncertainty).  The uncertainty is measured: the distance between Richardson's two
-extrapolations (from steps T, T/2 and from T/2, T/4: the first is 16 times less accurate than the second,
-so it bounds the second's truncation error) plus the rounding of the differences, the inner estimate's
-rounding over the step.  The complex step's own rounding is eps times its value (it subtracts nothing);
-a real central difference rounds by fun's noise over its step.
+Each returns (estimate, uncertainty), or (nan, inf) where a step leaves fun's domain or crosses a kink.
+The uncertainty is measured: the distance between Richardson's two extrapolations (from T, T/2 and from
+T/2, T/4: the first is 16 times less accurate, so it bounds the second's truncation), plus the rounding
+of the differences: the inner estimate's rounding (eps times the complex step, which subtracts nothing;
+fun's noise over the step of a real difference), and the rounding of x + tp itself, which moves the inner
+estimate by about eps |x| |H| and is measured at the jittered copies J of x.  Where the uncertainty is
+large T shrinks (T/8, T/64, ...); a real inner difference is repeated with a step 4 times smaller and
+the two estimates' distance added (its truncation changes along p, which the outer spread misses).
 """
 
 import functools

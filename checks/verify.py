@@ -10,31 +10,39 @@ residual vector r; for fun = 1/2 r.r this is fun's Gauss-Newton matrix), and
 ``jvp(x, v)`` / ``vjp(x, u)`` (J v and J^T u of the residual).  Every
 estimator that applies runs; one that cannot says why.
 
-Entry by entry.  The complex step (h = 1e-30) gives every partial derivative
-without cancellation: the gradient along each e_i, H p as the complex step of
-``grad``, J column by column (up to ``dense_limit`` entries); where fun
-computes in mpmath, 50-digit central differences along each e_i give the
-gradient too.  Each entry is judged against its own tolerance, never against
-the vector's norm, so a wrong small entry fails:
+Entry by entry, every reference from fun alone (never from a claim; checks/references.py).  The
+gradient: the complex step of fun along each e_i (h = 1e-30, no cancellation), or where fun is real-only
+Richardson's central differences, and where fun computes in mpmath 50-digit central differences.  Hv:
+the complex step of fun along e_i differenced along p, d/dt Im f(x + i h e_i + t p) / h, by Richardson
+over three steps (or, real-only, central differences in both), with its uncertainty measured.  The
+complex step and central differences of the claimed ``grad`` are a second, labelled opinion ("complex
+step of grad"), run only where that gradient passed; where Hv passes against fun's own derivatives but
+fails against grad's, the failure is the gradient's ("grad is wrong near x").  GNv: J^T J p with J
+column by column.  Every entry up to ``dense_limit`` (200 for references costing 6 or more evaluations);
+above it a seeded sample (the smallest, median and largest entry and random ones, checks/sampling.py)
+and Rademacher directions u, each one-entry error moving u.v by all of itself; the probability that a
+relative error in an entry drawn at random is caught is measured and printed.  Each entry is judged
+against its own tolerance, never against the vector's norm, so a wrong small entry fails:
 
-    |claim_i - reference_i| <= 8 (noise_i + eps (|claim_i| + |reference_i|))
+    |claim_i - reference_i| <= 8 (noise_i + eps (|claim_i| + |reference_i|)) + 2 uncertainty_i
 
-where noise_i, the rounding scale, is measured: the claim (and the
-reference) are evaluated again at 3 copies of x moved in their last bits
-(x_j (1 + u eps), u uniform in [-2, 2]); the largest change of entry i is the
-size of the rounding of its float evaluation (Moré and Wild's idea of
-measuring computational noise from nearby evaluations).  A claim within eps
-of the reference is "exact to working precision"; one within its noise is
-"right up to the rounding of its float evaluation"; beyond it, "wrong".
-The measured value is the worst entry's error over its tolerance (target 1).
+where noise_i, the rounding scale, is measured: the claim (and the reference) are evaluated again at 8
+copies of x moved in their last bits (x_j (1 + u eps), u uniform in [-2, 2]; Moré and Wild's idea) and
+at 4 pairs moved 2^-32 both ways, whose second difference shows rounding that cancellation hides from
+last-bit moves; an Hv's p is moved in its last bits too; each entry's noise is at least the median
+entry's relative noise.  A claim within eps of the reference is "exact to working precision"; one within
+its tolerance is "right up to the rounding of its float evaluation"; beyond it, "wrong".  The measured
+value is the worst entry's error over its tolerance (unit "x tolerance", target 1).
 
-Along directions.  Central differences and Richardson extrapolation at the
-best step of their own curves, 50-digit directional differences, the Taylor
-test (remainders of orders 2 and 3; a steeper slope is a vanishing next term),
-symmetry u.(Hv) = v.(Hu), the adjoint identity, p.Gp = |Jp|^2 >= 0.  Their
-errors are relative to max(|g| |p|, the variation of f over 1e-3 along p),
-less the claim's own noise along p, so a stationary point or a constant
-function is judged absolutely and no verdict rests on nan.
+Along directions.  Central differences and Richardson extrapolation at the step of least measured
+uncertainty (truncation from the neighbouring step, rounding over the step), judged against at least 4
+times that uncertainty, so a right derivative cannot fail them; 50-digit directional differences; the
+Taylor test (remainders of orders 2 and 3) fitted over 5 steps where the remainder is a straight line
+above round-off and below the remainder one term before (never across a cancellation, never beyond the
+expansion's radius); symmetry u.(Hv) = v.(Hu), the adjoint identity, p.Gp = |Jp|^2 >= 0.  Their errors
+are relative to max(|g| |p|, the variation of f over 1e-3 along p), less the claim's own noise along p,
+so a stationary point or a constant function is judged absolutely and no verdict rests on nan.  Each
+record carries its unit ("relative error", "slope deficit", "x tolerance").
 
 Honesty.  A step that leaves fun's domain (an exception or a non-finite
 value at x + h p) is dropped from that estimator's steps; the call aborts
@@ -46,12 +54,16 @@ complex-analytic: a TypeError, a ComplexWarning, a real result, a float32
 evaluation, or a complex step that disagrees with Richardson extrapolation
 beyond the finite differences' own spread.  The 50-digit checks are refused
 where fun does not compute in mpmath, including a float64 piece inside it
-(its 50-digit central differences at h = 1e-15 and 1e-22 then disagree).
+(its 50-digit central differences at h = 1e-15 and 1e-22 then disagree).  A
+reference that cannot run is said once, with what ran instead.  An entry whose
+reference is too uncertain (a domain edge or a kink within its steps) is left
+unjudged and counted, never passed on a tolerance as wide as the doubt.
 
 Detection power is measured, not claimed: the smallest, the median and the
 largest nonzero entry of the claim are planted with relative errors 1e-2
 ... 1e-14 in turn and the entrywise check is asked again; the smallest error
-caught (and every larger one) is reported for each.
+caught (and every larger one) is reported for each, or for an entry within
+its rounding of zero (a stationary point) the absolute error it would catch.
 """
 
 import math

@@ -5,8 +5,9 @@ per size, with each case's seconds and evaluations of fun.
     python tools/verify_published.py [--sizes small,large] [--planted rel1e-6,factor2] [--out record.json]
 
 A false alarm is a fail on a claim the corpus calls right; a miss is a pass on a claim it calls wrong
-(a plant the corpus marks undetectable, below the claim's own rounding, is counted apart); a crash is an
-exception out of verify.  The fast subset runs in tests/test_verify_published.py.
+(a plant the corpus marks undetectable, below the claim's own rounding, is counted apart, and so is a fail
+on a plant that changes nothing at x but the claimed function near it); a crash is an exception out of
+verify.  The fast subset runs in tests/test_verify_published.py.
 """
 
 import argparse
@@ -48,6 +49,9 @@ def judge(case):
             continue
         expected, verdict = case["expected"].get(claim), result.verdicts.get(quantity, "absent")
         outcome = ("agrees" if {"right": "pass", "wrong": "fail"}.get(expected) == verdict
+                   # a plant that changes nothing at x (a relative error of a zero gradient) still makes the
+                   # claimed function wrong near x, which verify may find: not a false alarm
+                   else "fails a no-op plant" if case.get("noop") and verdict == "fail"
                    else "false alarm" if expected == "right" and verdict == "fail"
                    else ("miss" if case.get("detectable", True) else "undetectable miss")
                    if expected == "wrong" and verdict == "pass" else "cannot run")
