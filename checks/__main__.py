@@ -21,7 +21,7 @@ import time
 import mpmath
 import numpy as np
 
-from checks import candidate, plots, suite
+from checks import candidate, plots, sandbox, suite
 from checks.records import code_version, group_records, output_folder_problem, read_json, write_json
 
 
@@ -48,7 +48,19 @@ def main(argv=None):
                              "folder holding activations.py, layers.py, ffnet.py, autoencoder.py; several, or a "
                              "folder of such folders, examine a whole class, each in its own process")
     parser.add_argument("--time-limit", type=float, default=600, help="seconds per submission (class mode)")
-    parser.add_argument("--memory-limit", type=float, default=4, help="GiB per submission (class mode)")
+    parser.add_argument("--memory-limit", type=float, default=4,
+                        help="GiB per submission, all its processes together where a cgroup can count them, "
+                             "else address space per process (class mode)")
+    parser.add_argument("--cpu-limit", type=float, default=None,
+                        help="CPU seconds per submission, all its processes together where a cgroup counts them")
+    parser.add_argument("--process-limit", type=int, default=64, help="processes per submission at once")
+    parser.add_argument("--sandbox", default="auto", choices=("auto", "bwrap", "none"),
+                        help="where a submission runs: bubblewrap, process isolation only, or bwrap where it works")
+    parser.add_argument("--jobs", type=int, default=None, help="submissions examined at once (default: cores)")
+    parser.add_argument("--call-time-limit", type=float, default=60, help="seconds per call into the candidate")
+    parser.add_argument("--submission-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable given to every submission (their environment is "
+                             "otherwise cleared)")
     args = parser.parse_args(argv)
     if args.out is not None:
         problem = output_folder_problem(args.out)
@@ -61,8 +73,15 @@ def main(argv=None):
         submissions = classroom.submissions(args.engine)
         if submissions is None:
             return engine_main(args.engine[0], args.out, args.seed)
-        return classroom.main(submissions, args.out or "results/class", args.seed, args.time_limit,
-                              args.memory_limit)
+        env = [tuple(pair.split("=", 1)) for pair in args.submission_env]
+        wrong = [pair for pair, kv in zip(args.submission_env, env) if len(kv) != 2 or not kv[0]]
+        if wrong:
+            print(f"--submission-env: expected NAME=VALUE, got {wrong[0]!r}", file=sys.stderr)
+            return 2
+        limits = sandbox.Limits(memory_gib=args.memory_limit, processes=args.process_limit,
+                                cpu_seconds=args.cpu_limit, call_seconds=args.call_time_limit, env=tuple(env))
+        return classroom.main(submissions, args.out or "results/class", args.seed, args.time_limit, limits,
+                              args.sandbox, args.jobs)
     out = args.out or ("results/checks-quick" if args.quick else "results/checks")
     problem = output_folder_problem(out)
     if problem:
