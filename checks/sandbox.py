@@ -97,14 +97,20 @@ class Worker:
         return self.process.poll() is None
 
     def wait(self, timeout):
-        """Its exit code, or None if it still runs after ``timeout`` seconds (or went past its CPU time)."""
+        """Its exit code, or None if it still runs after ``timeout`` seconds, or went past its memory or CPU
+        time (``memory_exceeded``, ``cpu_exceeded``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 return self.process.wait(timeout=min(0.1, max(deadline - time.monotonic(), 0.001)))
             except subprocess.TimeoutExpired:
                 pass
-            used = self.group.cpu_seconds() if self.group else None
+            if self.group is None:
+                continue
+            if self.group.memory_exceeded():  # the kernel killed one of its processes: stop them all now
+                self.memory_exceeded = True
+                return None
+            used = self.group.cpu_seconds()
             if used is not None and self.limits.cpu_seconds is not None and used > self.limits.cpu_seconds:
                 self.cpu_exceeded = True
                 return None
@@ -122,7 +128,7 @@ class Worker:
         self.process.wait()
         if self.group:
             self.left_alive = not self.group.kill()
-            self.memory_exceeded = self.group.memory_exceeded()
+            self.memory_exceeded = self.memory_exceeded or self.group.memory_exceeded()
             self.memory_peak = self.group.memory_peak()
             self.group.remove()
         for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
