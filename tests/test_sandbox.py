@@ -1,0 +1,190 @@
+"""The class grader on hostile submissions (tests/fixtures/hostile, written apart; its README says what
+each does and what a correct grader reports), under bubblewrap and with process isolation only; and
+the sandbox's parts (cgroups on a fake tree, the capped reader)."""
+
+import hashlib
+import io
+import json
+import os
+import pathlib
+import shutil
+import site
+import threading
+
+import pytest
+
+from checks import __main__ as checks_cli
+from checks import cgroups, sandbox
+
+HOSTILE = pathlib.Path(__file__).resolve().parent / "fixtures" / "hostile"
+SECRET = "s3cr3t-value-42"
+KNOBS = ["--submission-env", "HOSTILE_MB=300", "--submission-env", "HOSTILE_FLOOD_MB=8",
+         "--submission-env", "HOSTILE_POISON_OFF=1"]
+MEMORY = ["--memory-limit", "0.75", "--process-limit", "32", "--time-limit", "60", "--jobs", "2"]
+BWRAP_PROBLEM = sandbox.bwrap_problem()
+CGROUP_PROBLEM = cgroups.problem()
+needs_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=f"bwrap not available: {BWRAP_PROBLEM}")
+needs_cgroup = pytest.mark.skipif(CGROUP_PROBLEM is not None, reason=f"no writable cgroup: {CGROUP_PROBLEM}")
+
+
+def make_class(room, kinds):
+    """Copies of the hostile folders (and clean classmates before and after them) under ``room``."""
+    for kind in kinds:
+        source = HOSTILE / kind if (HOSTILE / kind).is_dir() else HOSTILE / "_dangerous" / kind
+        shutil.copytree(source, room / kind, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("a_clean", "z_clean"):
+        shutil.copytree(HOSTILE / "_clean", room / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return room
+
+
+def digest(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def marked_processes():
+    """Command lines of live processes the hostile submissions started (they carry these markers)."""
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        try:
+            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if any(m in line for m in ("HOSTILE_LINGERING", "HOSTILE_MEMORY_TEAM", "sleep 300", "sleep 60")):
+            found.append(line)
+    return found
+
+
+def grade(tmp_path, monkeypatch, capsys, kinds, mode):
+    room = make_class(tmp_path / "class", kinds)
+    before = digest(room)
+    out = tmp_path / "out"
+    stale = out / "dies_at_import"  # a pass left from an earlier run of another folder of the same name
+    stale.mkdir(parents=True)
+    (stale / "records.json").write_text(json.dumps({"summary": {"stages": {}, "root_causes": []}}))
+    monkeypatch.setenv("HOSTILE_TEST_SECRET", SECRET)  # the grader's environment, never the submission's
+    monkeypatch.chdir(tmp_path)
+    code = checks_cli.main(["--engine", str(room), "--out", str(out), "--sandbox", mode, *MEMORY, *KNOBS])
+    printed = capsys.readouterr()
+    summary = {s["submission"]: s for s in json.loads((out / "class-summary.json").read_text())["submissions"]}
+    return code, summary, printed, room, before, out
+
+
+def common_containment(summary, printed, room, before, out):
+    assert summary["a_clean"]["status"] == summary["z_clean"]["status"] == "pass"
+    assert summary["sleepers"]["status"] == "pass"  # not "timed out": its sleeps hold no pipe of the grader's
+    assert summary["memory_team"]["status"] == "memory limit (0.75 GiB) exceeded"  # 4 x 300 MB together
+    assert summary["fork_many"]["status"].startswith("incomplete API") and "of 300" in summary["fork_many"]["status"]
+    assert summary["exit_in_method"]["status"] == "ended without records (exit code 0)"
+    assert summary["dies_at_import"]["status"].startswith("incomplete API")  # never the stale pass
+    assert not (out / "dies_at_import" / "records.json").exists()
+    assert summary["print_flood"]["status"] == "pass"
+    kept = (out / "print_flood" / "lab-output.txt").read_bytes()
+    assert len(kept) < 2 * 2**20 and b"more bytes not kept" in kept  # 8 MB printed, 1 MiB kept per stream
+    assert marked_processes() == []  # nothing of theirs alive once the grader returns
+    for path in out.rglob("*"):
+        assert not path.is_file() or SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in printed.out + printed.err
+    assert "lingering" in summary and summary["lingering"]["status"] == "pass"
+
+
+@needs_bwrap
+def test_under_bubblewrap_hostile_submissions_touch_nothing_but_their_own_verdict(tmp_path, monkeypatch, capsys):
+    kinds = ["dies_at_import", "exit_in_method", "fork_many", "lingering", "memory_team", "print_flood",
+             "read_secrets", "sleepers", "tamper_classmates", "kill_grader", "poison_venv"]
+    purelib = [pathlib.Path(p) for p in site.getsitepackages()]
+    code, summary, printed, room, before, out = grade(tmp_path, monkeypatch, capsys, kinds, "bwrap")
+    assert code == 1
+    common_containment(summary, printed, room, before, out)
+    assert digest(room) == before  # no classmate's file (nor any other) changed
+    assert not list(tmp_path.rglob("ESCAPED")) and not (tmp_path / "results").exists()
+    assert summary["tamper_classmates"]["status"] == "pass"
+    assert all((out / n / "records.json").exists() for n in ("a_clean", "z_clean", "read_secrets"))
+    shown = (out / "read_secrets" / "candidate-output.txt").read_text()
+    assert "ENV PATH=" in shown and "--- CLASSMATE" not in shown  # it ran, and saw no classmate
+    assert summary["kill_grader"]["status"] == "pass"  # and this process, its grader, is still here
+    assert not [p for d in purelib for p in d.glob("zzz_hostile*")]
+    assert summary["poison_venv"]["status"] == "pass"
+    assert all(s["sandbox"] == "bubblewrap" for s in summary.values())
+
+
+@needs_bwrap
+@pytest.mark.xfail(strict=True, reason="the judge still imports the submission: it can forge its own judge's "
+                                       "records in-process until the worker (checks.worker) takes that code")
+def test_a_submission_that_forges_its_judge_s_records_does_not_pass(tmp_path, monkeypatch, capsys):
+    code, summary, *_ = grade(tmp_path, monkeypatch, capsys, ["forge_records"], "bwrap")
+    assert summary["forge_records"]["status"] == "fail"
+
+
+@needs_cgroup
+def test_process_isolation_with_a_cgroup_contains_floods_and_lingering_processes(tmp_path, monkeypatch, capsys):
+    kinds = ["dies_at_import", "exit_in_method", "fork_many", "lingering", "memory_team", "print_flood",
+             "read_secrets", "sleepers"]
+    code, summary, printed, room, before, out = grade(tmp_path, monkeypatch, capsys, kinds, "none")
+    assert code == 1
+    common_containment(summary, printed, room, before, out)
+    shown = (out / "read_secrets" / "candidate-output.txt").read_text()
+    assert "--- CLASSMATE" in shown  # what process isolation does not hide: the files the grader's user reads
+    assert all(s["sandbox"] == "process isolation" for s in summary.values())
+
+
+def test_without_bwrap_or_cgroups_the_grader_says_so_and_still_grades(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "no bwrap on PATH")
+    monkeypatch.setattr(cgroups, "problem", lambda: "no cgroup hierarchy under /nowhere")
+
+    def no_group(*args, **kwargs):
+        raise OSError("no cgroup hierarchy under /nowhere")
+    monkeypatch.setattr(cgroups, "create", no_group)
+    room = make_class(tmp_path / "class", ["exit_in_method"])
+    out = tmp_path / "out"
+    assert checks_cli.main(["--engine", str(room), "--out", str(out), "--jobs", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "sandbox: bubblewrap not available (no bwrap on PATH); process isolation only" in err
+    assert "limits: per process only (no cgroup hierarchy under /nowhere)" in err
+    summary = {s["submission"]: s for s in json.loads((out / "class-summary.json").read_text())["submissions"]}
+    assert summary["a_clean"]["status"] == "pass" and summary["exit_in_method"]["status"] != "pass"
+    assert checks_cli.main(["--engine", str(room), "--out", str(out), "--sandbox", "bwrap"]) == 2
+    assert "--sandbox bwrap: bubblewrap not available (no bwrap on PATH)" in capsys.readouterr().err
+
+
+def test_a_malformed_submission_env_is_named(tmp_path, capsys):
+    room = make_class(tmp_path / "class", [])
+    assert checks_cli.main(["--engine", str(room), "--submission-env", "NOVALUE"]) == 2
+    assert "--submission-env: expected NAME=VALUE, got 'NOVALUE'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_cgroup_is_made_with_the_limits_under_this_process_s_own(tmp_path, version):
+    root, proc = tmp_path / "cg", tmp_path / "proc-self-cgroup"
+    if version == 2:
+        (root / "user" / "me").mkdir(parents=True)
+        (root / "cgroup.controllers").write_text("memory pids\n")
+        (root / "user" / "me" / "cgroup.subtree_control").write_text("memory pids\n")
+        proc.write_text("0::/user/me\n")
+    else:
+        for controller in cgroups.V1_CONTROLLERS:
+            (root / controller / "grp").mkdir(parents=True)
+        proc.write_text("".join(f"{k}:{c}:/grp\n" for k, c in enumerate(cgroups.V1_CONTROLLERS)))
+    group = cgroups.create("alice", 2**30, 16, root=root, proc_cgroup=proc)
+    memory, pids = ("memory.max", "pids.max") if version == 2 else ("memory.limit_in_bytes", "pids.max")
+    memory_dir = group.main
+    pids_dir = group.main if version == 2 else group.dirs["pids"]
+    assert "alice" in memory_dir.name and memory_dir.parent.name in ("me", "grp")
+    assert (memory_dir / memory).read_text() == str(2**30) and (pids_dir / pids).read_text() == "16"
+
+
+def test_no_writable_cgroup_is_an_error_saying_why(tmp_path):
+    with pytest.raises(OSError, match="no cgroup hierarchy under"):
+        cgroups.create("alice", 2**30, 16, root=tmp_path)
+
+
+def test_the_output_reader_keeps_the_limit_and_counts_the_rest():
+    reader = sandbox.CappedReader(io.BufferedReader(io.BytesIO(b"x" * 1000)), 100)
+    assert reader.text() == "x" * 100 + "\n[... 900 more bytes not kept]\n"
+    assert isinstance(reader.thread, threading.Thread)
+
+
+def test_the_submission_s_environment_is_rebuilt_not_inherited(monkeypatch):
+    monkeypatch.setenv("HOSTILE_TEST_SECRET", SECRET)
+    env = sandbox.environment(sandbox.Limits(env=(("SEED", "1"),)))
+    assert "HOSTILE_TEST_SECRET" not in env and env["SEED"] == "1" and os.environ["HOSTILE_TEST_SECRET"] == SECRET
