@@ -35,6 +35,7 @@ import time
 
 from checks import cgroups
 
+UID = 1000  # the submission's uid inside the sandbox
 MARK = "AE_LAB_SANDBOX"  # set inside our own bwrap sandbox: a worker started there nests a second one
 
 
@@ -158,7 +159,10 @@ ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf"
 
 def bwrap_command(command, folder, writable=(), home="/ae-lab/work", limits=Limits(), nested=False):
     """The bubblewrap command line that runs ``command`` seeing only what it needs and ``folder``."""
-    args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    # a user namespace with an unprivileged uid inside: no capabilities, yet a worker can nest a sandbox of
+    # its own (with --cap-drop ALL as root inside, the nested bwrap cannot map its uid)
+    args = ["bwrap", "--unshare-all", "--unshare-user", "--uid", str(UID), "--gid", str(UID), "--die-with-parent",
+            "--new-session"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
             args += ["--symlink", os.readlink(top), top]

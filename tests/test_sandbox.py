@@ -188,3 +188,40 @@ def test_the_submission_s_environment_is_rebuilt_not_inherited(monkeypatch):
     monkeypatch.setenv("HOSTILE_TEST_SECRET", SECRET)
     env = sandbox.environment(sandbox.Limits(env=(("SEED", "1"),)))
     assert "HOSTILE_TEST_SECRET" not in env and env["SEED"] == "1" and os.environ["HOSTILE_TEST_SECRET"] == SECRET
+
+
+PROBE = """
+import os, socket, sys
+from checks import sandbox
+print("uid", os.getuid(), "caps", open("/proc/self/status").read().split("CapEff:")[1].split()[0])
+print("root", " ".join(sorted(os.listdir("/"))), "| private", os.listdir("/tmp"))
+try:
+    socket.create_connection(("1.1.1.1", 80), timeout=2)
+except OSError as error:
+    print("network", type(error).__name__)
+if len(sys.argv) < 2:  # the judge's view: start a worker the way it will, in a sandbox of its own
+    inner = sandbox.start([sys.executable, "-I", "-c", PROBE_SOURCE, "inner"],
+                          os.getcwd(), channel=False)
+    inner.wait(30)
+    inner.stop()
+    print("inner:", inner.mode, inner.printed.text().replace(chr(10), " | "), inner.output()[-300:])
+"""
+
+
+@needs_bwrap
+def test_under_bwrap_a_process_has_no_network_nor_capabilities_and_its_worker_nests_a_sandbox(tmp_path):
+    source = f"PROBE_SOURCE = {PROBE!r}\n" + PROBE
+    worker = sandbox.start([os.sys.executable, "-I", "-c", source], tmp_path, channel=False, mode="bwrap")
+    assert worker.wait(60) == 0, worker.output()
+    worker.stop()
+    shown = worker.printed.text()
+    outer = shown.split("inner:")[0]
+    assert f"uid {sandbox.UID} caps 0000000000000000" in outer and "network OSError" in outer
+    visible = set(outer.split("root ")[1].split(" | private ")[0].split())
+    assert visible <= {"ae-lab", "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "tmp", "usr",
+                       *(pathlib.Path(p).parts[1] for p in (os.sys.prefix, os.sys.base_prefix, tmp_path))}, visible
+    shown_tmp = outer.split(" | private ")[1].splitlines()[0]
+    # a private /tmp: empty, but for the way to the submission's folder when that lies in /tmp
+    assert shown_tmp == ("[]" if tmp_path.parts[1] != "tmp" else f"['{tmp_path.parts[2]}']"), shown_tmp
+    inner = shown.split("inner:")[1]
+    assert inner.startswith(" bubblewrap") and "network OSError" in inner and "caps 0000000000000000" in inner
