@@ -21,6 +21,7 @@ import json
 import os
 import pathlib
 import shutil
+import signal
 import stat
 import sys
 import tempfile
@@ -80,7 +81,7 @@ def status_of(worker, code, time_limit, folder):
     limits = worker.limits
     if worker.memory_exceeded:
         return f"memory limit ({limits.memory_gib:g} GiB) exceeded", None
-    if worker.cpu_exceeded:
+    if worker.cpu_exceeded or (limits.cpu_seconds is not None and code in (-signal.SIGXCPU, 128 + signal.SIGXCPU)):
         return f"CPU time limit ({limits.cpu_seconds:g} s) exceeded", None
     if code is None:
         return f"timed out after {time_limit:g} s", None

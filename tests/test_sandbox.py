@@ -147,6 +147,18 @@ def test_without_bwrap_or_cgroups_the_grader_says_so_and_still_grades(tmp_path, 
     assert "--sandbox bwrap: bubblewrap not available (no bwrap on PATH)" in capsys.readouterr().err
 
 
+@needs_cgroup
+def test_a_submission_past_its_cpu_time_is_stopped_and_said_so(tmp_path):
+    room = tmp_path / "class"
+    shutil.copytree(HOSTILE / "_clean", room / "spins")
+    with open(room / "spins" / "autoencoder.py", "a") as f:
+        f.write("\nwhile True:\n    pass\n")
+    out = tmp_path / "out"
+    assert checks_cli.main(["--engine", str(room), "--out", str(out), "--cpu-limit", "3", "--time-limit", "60"]) == 1
+    summary = json.loads((out / "class-summary.json").read_text())["submissions"]
+    assert summary[0]["status"] == "CPU time limit (3 s) exceeded" and summary[0]["seconds"] < 30
+
+
 def test_a_malformed_submission_env_is_named(tmp_path, capsys):
     room = make_class(tmp_path / "class", [])
     assert checks_cli.main(["--engine", str(room), "--submission-env", "NOVALUE"]) == 2
