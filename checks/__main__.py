@@ -73,6 +73,12 @@ def main(argv=None):
         submissions = classroom.submissions(args.engine)
         if submissions is None:
             return engine_main(args.engine[0], args.out, args.seed)
+        for option, value in (("--jobs", args.jobs), ("--memory-limit", args.memory_limit),
+                              ("--process-limit", args.process_limit), ("--cpu-limit", args.cpu_limit),
+                              ("--time-limit", args.time_limit), ("--call-time-limit", args.call_time_limit)):
+            if value is not None and value <= 0:
+                print(f"{option}: expected a positive number, got {value:g}", file=sys.stderr)
+                return 2
         env = [tuple(pair.split("=", 1)) for pair in args.submission_env]
         wrong = [pair for pair, kv in zip(args.submission_env, env) if len(kv) != 2 or not kv[0]]
         if wrong:

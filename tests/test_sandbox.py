@@ -163,6 +163,8 @@ def test_a_malformed_submission_env_is_named(tmp_path, capsys):
     room = make_class(tmp_path / "class", [])
     assert checks_cli.main(["--engine", str(room), "--submission-env", "NOVALUE"]) == 2
     assert "--submission-env: expected NAME=VALUE, got 'NOVALUE'" in capsys.readouterr().err
+    assert checks_cli.main(["--engine", str(room), "--jobs", "0"]) == 2
+    assert "--jobs: expected a positive number, got 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("version", [1, 2])
