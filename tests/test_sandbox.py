@@ -73,8 +73,10 @@ def grade(tmp_path, monkeypatch, capsys, kinds, mode):
 def common_containment(summary, printed, room, before, out):
     assert summary["a_clean"]["status"] == summary["z_clean"]["status"] == "pass"
     assert summary["sleepers"]["status"] == "pass"  # not "timed out": its sleeps hold no pipe of the grader's
-    assert summary["memory_team"]["status"] == "memory limit (0.75 GiB) exceeded"  # 4 x 300 MB together
-    assert summary["fork_many"]["status"].startswith("incomplete API") and "of 300" in summary["fork_many"]["status"]
+    if CGROUP_PROBLEM is None:  # limits on all its processes together
+        assert summary["memory_team"]["status"] == "memory limit (0.75 GiB) exceeded"  # 4 x 300 MB together
+        forks = summary["fork_many"]["status"]
+        assert forks.startswith("incomplete API") and "of 300" in forks
     assert summary["exit_in_method"]["status"] == "ended without records (exit code 0)"
     assert summary["dies_at_import"]["status"].startswith("incomplete API")  # never the stale pass
     assert not (out / "dies_at_import" / "records.json").exists()
