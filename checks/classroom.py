@@ -170,7 +170,12 @@ def main(submissions_, out, seed=0, time_limit=600, limits=None, mode="auto", jo
     done, lock = [], threading.Lock()
 
     def one(submission):
-        result = examine(submission, out, seed, time_limit, limits, mode)
+        try:
+            result = examine(submission, out, seed, time_limit, limits, mode)
+        except OSError as error:  # the grader could not start or read it: said in its row, the class goes on
+            result = {"submission": engine_name(submission), "status": f"not examined ({error})", "seconds": 0.0,
+                      "sandbox": None, "memory_peak_gib": None, "stages": dict.fromkeys(STAGES, "-"),
+                      "root_causes": []}
         with lock:
             done.append(result)
             print(f"[{len(done)}/{len(submissions_)}] {result['submission']}: {result['status']} "

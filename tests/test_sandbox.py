@@ -241,3 +241,13 @@ def test_under_bwrap_a_process_has_no_network_nor_capabilities_and_its_worker_ne
     assert shown_tmp == ("[]" if tmp_path.parts[1] != "tmp" else f"['{tmp_path.parts[2]}']"), shown_tmp
     inner = shown.split("inner:")[1]
     assert inner.startswith(" bubblewrap") and "network OSError" in inner and "caps 0000000000000000" in inner
+
+
+def test_a_submission_the_grader_cannot_start_is_a_row_saying_why_and_the_class_goes_on(tmp_path, monkeypatch):
+    def cannot_start(*args, **kwargs):
+        raise OSError("planted: cannot start")
+    monkeypatch.setattr(sandbox, "start", cannot_start)
+    room = make_class(tmp_path / "class", [])
+    assert checks_cli.main(["--engine", str(room), "--out", str(tmp_path / "out")]) == 1
+    summary = json.loads((tmp_path / "out" / "class-summary.json").read_text())["submissions"]
+    assert [s["status"] for s in summary] == ["not examined (planted: cannot start)"] * 2
