@@ -30,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -194,12 +195,13 @@ def bwrap_problem():
     """None if bubblewrap runs Python here with our binds, else why not."""
     if shutil.which("bwrap") is None:
         return "no bwrap on PATH"
-    probe = bwrap_command([sys.executable, "-I", "-c", "import checks"], os.getcwd(),
-                          nested=os.environ.get(MARK) == "bwrap")
-    try:
-        done = subprocess.run(probe, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return str(error)
+    with tempfile.TemporaryDirectory(prefix="ae-lab-probe-") as empty:
+        probe = bwrap_command([sys.executable, "-I", "-c", "import checks"], empty,
+                              nested=os.environ.get(MARK) == "bwrap")
+        try:
+            done = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return str(error)
     if done.returncode != 0:
         return (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
     return None
