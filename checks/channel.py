@@ -58,8 +58,8 @@ def _encode(value, arrays, depth=0):
         return {"$c": [value.real, value.imag]}
     if isinstance(value, (np.ndarray, np.generic)):
         if value.dtype.kind not in NUMERIC:
-            raise ChannelError(f"an array of dtype {value.dtype} is not carried: only numbers (bool, int, float, "
-                               "complex) cross to and from the candidate's worker, never objects such as mpmath's")
+            raise ChannelError(f"an array of dtype {value.dtype} is not carried (numbers only: the candidate's "
+                               "worker computes in float64, float32 or complex, never mpmath)")
         if value.nbytes > MAX_FRAME:
             raise ChannelError(f"an array of {value.size} entries ({_size(value.nbytes)}) exceeds the "
                                f"{_size(MAX_FRAME)} frame limit")

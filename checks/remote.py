@@ -112,13 +112,13 @@ class Remote:
             return Method(self, name)
         return self._session.request(name, op="get", target=self._handle(), name=name)["value"]
 
-    def call_with_facts(self, *args):
+    def call_with_facts(self, *args, **kwargs):
         reply = self._session.request(self._handle_.name, op="call", target=self._handle(), name=None,
-                                      args=list(args))
+                                      args=list(args), kwargs=kwargs)
         return reply["value"], reply
 
-    def __call__(self, *args):
-        return self.call_with_facts(*args)[0]
+    def __call__(self, *args, **kwargs):
+        return self.call_with_facts(*args, **kwargs)[0]
 
 
 class Method:
@@ -126,20 +126,21 @@ class Method:
         self.owner, self.__name__ = owner, name
         self.__qualname__ = f"{owner._handle_.name}.{name}"
 
-    def call_with_facts(self, *args):
+    def call_with_facts(self, *args, **kwargs):
         reply = self.owner._session.request(self.__name__, op="call", target=self.owner._handle(),
-                                            name=self.__name__, args=list(args))
+                                            name=self.__name__, args=list(args), kwargs=kwargs)
         return reply["value"], reply
 
-    def __call__(self, *args):
-        return self.call_with_facts(*args)[0]
+    def __call__(self, *args, **kwargs):
+        return self.call_with_facts(*args, **kwargs)[0]
 
 
 class Session:
     """The candidate's worker, started again after a crash or a time-out (at most MAX_FAILURES times)."""
 
-    def __init__(self, spec, limits=sandbox.Limits()):
-        self.limits, self.worker, self.generation, self.failures, self.death = limits, None, 0, 0, None
+    def __init__(self, spec, limits=None):
+        self.limits = limits or sandbox.Limits()
+        self.worker, self.generation, self.failures, self.death = None, 0, 0, None
         self.outputs, self.round_trips = [], 0
         path = pathlib.Path(spec)
         if path.is_dir():

@@ -59,6 +59,19 @@ class Prints(io.TextIOBase):
         return text
 
 
+class LinearActivationFunction:
+    """The lab's stand-in (module ``stand_ins``) where a candidate has no linear activation to probe with."""
+
+    def val(self, X):
+        return np.array(X, dtype=float)
+
+    def deriv(self, X):
+        return np.ones(np.shape(X))
+
+    def second_deriv(self, X):
+        return np.zeros(np.shape(X))
+
+
 def _public_methods(obj):
     kind = obj if isinstance(obj, type) else type(obj)
     return tuple(m for m in dir(kind) if not m.startswith("_") and callable(getattr(kind, m, None)))
@@ -132,13 +145,14 @@ class Server:
         if op not in ("call", "get"):
             raise channel.ChannelError(f"unknown request {op!r}")
         args = self.incoming(list(request.get("args", ())))
+        kwargs = {str(k): v for k, v in self.incoming(dict(request.get("kwargs", {}))).items()}
         before = [np.array(a, copy=True) if isinstance(a, np.ndarray) else None for a in args]
         self.prints.take()
         try:
             if op == "get":
                 value = getattr(target, str(request["name"]))
             else:
-                value = (getattr(target, request["name"]) if request.get("name") else target)(*args)
+                value = (getattr(target, request["name"]) if request.get("name") else target)(*args, **kwargs)
         except BaseException as error:  # SystemExit too: a call that exits is reported, not obeyed
             try:
                 text = str(error)[:TEXT]
@@ -186,7 +200,9 @@ def main(argv=None):
         return 0
     path = pathlib.Path(spec)
     folder = (path if path.is_dir() else pathlib.Path(modules["layers"].__file__).parent).resolve()
-    server = Server(modules, folder, sys.stdout)
+    stand_ins = types.ModuleType("stand_ins")
+    stand_ins.LinearActivationFunction = LinearActivationFunction
+    server = Server({**modules, "stand_ins": stand_ins}, folder, sys.stdout)
     channel.send(writer, server.inventory())
     while True:
         try:
