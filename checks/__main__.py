@@ -13,6 +13,7 @@ folder of submission folders) it examines a whole class (``checks.classroom``).
 
 import argparse
 import collections
+import os
 import pathlib
 import platform
 import sys
@@ -21,7 +22,7 @@ import time
 import mpmath
 import numpy as np
 
-from checks import candidate, plots, suite
+from checks import candidate, plots, sandbox, suite
 from checks.records import code_version, group_records, output_folder_problem, read_json, write_json
 
 
@@ -48,6 +49,11 @@ def main(argv=None):
                              "folder holding activations.py, layers.py, ffnet.py, autoencoder.py; several, or a "
                              "folder of such folders, examine a whole class, each in its own process")
     parser.add_argument("--time-limit", type=float, default=600, help="seconds per submission (class mode)")
+    parser.add_argument("--call-time-limit", type=float, default=60,
+                        help="seconds one call of the candidate's code may take (its worker is then killed)")
+    parser.add_argument("--candidate-env", action="append", default=[], metavar="NAME[=VALUE]",
+                        help="an environment variable the candidate's worker is given (with the lab's own value "
+                             "unless VALUE is given); it gets no other of the lab's variables")
     parser.add_argument("--memory-limit", type=float, default=4, help="GiB per submission (class mode)")
     args = parser.parse_args(argv)
     if args.out is not None:
@@ -60,7 +66,12 @@ def main(argv=None):
 
         submissions = classroom.submissions(args.engine)
         if submissions is None:
-            return engine_main(args.engine[0], args.out, args.seed)
+            try:
+                limits = sandbox.Limits(call_seconds=args.call_time_limit, env=candidate_env(args.candidate_env))
+            except ValueError as error:
+                print(f"--candidate-env: {error}", file=sys.stderr)
+                return 2
+            return engine_main(args.engine[0], args.out, args.seed, limits)
         return classroom.main(submissions, args.out or "results/class", args.seed, args.time_limit,
                               args.memory_limit)
     out = args.out or ("results/checks-quick" if args.quick else "results/checks")
@@ -99,16 +110,29 @@ def main(argv=None):
     return 1 if failed else 0
 
 
-def engine_main(spec, out=None, seed=0):
+def candidate_env(items):
+    """(NAME, VALUE) pairs of --candidate-env NAME[=VALUE]: VALUE, else the lab's own value of NAME."""
+    pairs = []
+    for item in items:
+        name, given, value = item.partition("=")
+        if not name.isidentifier():
+            raise ValueError(f"{item!r} is not NAME or NAME=VALUE")
+        if not given and name not in os.environ:
+            raise ValueError(f"{name} is not set in the lab's environment (give NAME=VALUE)")
+        pairs.append((name, value if given else os.environ[name]))
+    return tuple(pairs)
+
+
+def engine_main(spec, out=None, seed=0, limits=None):
     try:
-        found, findings, output, summary = candidate.examine(spec, seed=seed)
+        found, findings, output, summary = candidate.examine(spec, seed=seed, limits=limits)
     except candidate.EngineError as error:
         print(error, file=sys.stderr)
         return 2
     name = candidate.engine_name(spec)
     out = out or f"results/engine-{name}"
     meta = {"command": f"python -m checks --engine {spec}", "engine": name, "seed": seed,
-            "code_version": code_version()}
+            "code_version": code_version(), "round_trips": summary.pop("round_trips")}
     write_json({"meta": meta, "records": found, "findings": findings, "summary": summary}, f"{out}/records.json")
     pathlib.Path(f"{out}/candidate-output.txt").write_text(output)  # its prints, apart from the lab's
     counts = collections.Counter(r["verdict"] for r in found)

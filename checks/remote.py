@@ -209,6 +209,9 @@ class Session:
                 pass
         self.worker.stop()
         self.outputs.append(self.worker.output())
+        stderr = getattr(getattr(self.worker, "process", None), "stderr", None)
+        if stderr is not None:  # sandbox.Worker.stop closes the channel's pipes, not this one
+            stderr.close()
         self.worker = None
 
     def receive(self, what):

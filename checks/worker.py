@@ -16,10 +16,12 @@ the object holds, and what the call printed; with an exception, its type, messag
 the candidate's own files.  An answer that cannot be carried is sent as ``malformed`` with the reason.
 """
 
+import ctypes
 import inspect
 import io
 import os
 import pathlib
+import signal
 import sys
 import traceback
 import types
@@ -177,6 +179,17 @@ class Server:
                 if isinstance(r, np.ndarray) for what, a in held.items() if np.may_share_memory(r, a)][:32]
 
 
+def die_with_the_judge():
+    """Linux: the kernel kills this worker when the judge that started it dies (a judge killed for its
+    class time limit must not leave a candidate's loop running)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the judge died before the request took effect
+        os._exit(1)
+
+
 def private_channel():
     """(reader, writer) of the channel on private copies of fds 0 and 1; fd 1 then writes to fd 2."""
     reader, writer = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb")
@@ -190,6 +203,7 @@ def private_channel():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    die_with_the_judge()
     reader, writer = private_channel()
     spec = argv[0]
     sys.path += argv[1:]  # where the judge found a package given by name
