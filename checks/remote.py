@@ -94,7 +94,7 @@ class Remote:
         return f"<the candidate's {self._handle_.name} {self._kind}>"
 
     def __dir__(self):
-        return list(self._session.classes(self._path[0])) if self._kind == "module" else list(self._methods)
+        return list(self._session.classes(self._path[0])) if self._path else list(self._methods)
 
     def _handle(self):
         if self._path:  # a module or class: its handle in the worker running now
@@ -105,7 +105,7 @@ class Remote:
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
-        if self._kind == "module" and name in self._session.classes(self._path[0]):
+        if self._path and len(self._path) == 1 and name in self._session.classes(self._path[0]):
             return Remote(self._session, self._session.inventory_handle(self._path[0], name), None,
                           (self._path[0], name))
         if name in self._methods:
