@@ -570,18 +570,16 @@ class Lab:
 
     def verify_model(self, model, setter, X):
         """checks.verify on the candidate's own loss, gradient and Hv, in its own layout."""
-        def fun(v):  # an object array of mpmath numbers raises ChannelError here: not carried to the worker
-            setter(v)
-            return model.compute_loss(X)[0]
+        # set the weights and ask in one round trip; an object array of mpmath numbers raises ChannelError:
+        # it is not carried to the worker
+        def fun(v):
+            return remote.sequence((setter, [v]), (model.compute_loss, [X]))[0]
 
         def grad(v):
-            setter(v)
-            return model.compute_loss(X)[1]
+            return remote.sequence((setter, [v]), (model.compute_loss, [X]))[1]
 
         def hvp(v, p):
-            setter(v)
-            model.compute_loss(X)
-            return model.compute_hessvec(p)
+            return remote.sequence((setter, [v]), (model.compute_loss, [X]), (model.compute_hessvec, [p]))
 
         getter = getattr(model, "get_weights", None) or getattr(model, "net", None).get_weights
         x = np.array(getter(), dtype=float)

@@ -16,6 +16,7 @@ import importlib.util
 import pathlib
 import sys
 import threading
+import time
 
 from checks import channel, sandbox
 from checks.loader import EngineError
@@ -70,6 +71,14 @@ def call(fn, *args):
     facts["shares"] [(k, what)] returned arrays that share memory with an argument or the object's
     arrays, facts["printed"] what the call printed."""
     return fn.call_with_facts(*args)
+
+
+def sequence(*calls):
+    """The value of the last of ``calls`` ((method, args), ...) run one after the other in the worker in
+    one round trip; the candidate's exception of the first that raised."""
+    session = calls[0][0].owner._session
+    items = [{"target": method.owner._handle(), "name": method.__name__, "args": list(args)} for method, args in calls]
+    return session.request(calls[-1][0].__name__, op="calls", calls=items)["value"]
 
 
 def held_arrays(obj):
@@ -135,13 +144,51 @@ class Method:
         return self.call_with_facts(*args, **kwargs)[0]
 
 
+class Watchdog:
+    """Stops a worker whose call outlives its deadline: one thread for the session, not one per call (a
+    thread per call cost a third of the lab's time)."""
+
+    def __init__(self):
+        self.condition, self.deadline, self.worker = threading.Condition(), None, None
+        self.expired, self.idle, self.closed = False, True, False
+        threading.Thread(target=self.watch, daemon=True).start()
+
+    def arm(self, worker, seconds):
+        with self.condition:
+            self.deadline, self.worker, self.expired = time.monotonic() + seconds, worker, False
+            if self.idle:  # else it wakes at an earlier deadline and waits again
+                self.condition.notify()
+
+    def disarm(self):
+        """Whether the deadline passed (and the worker was stopped)."""
+        with self.condition:
+            self.deadline = None
+            return self.expired
+
+    def close(self):
+        with self.condition:
+            self.closed = True
+            self.condition.notify()
+
+    def watch(self):
+        with self.condition:
+            while not self.closed:
+                self.idle = self.deadline is None
+                left = None if self.idle else self.deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    self.expired, self.deadline = True, None
+                    self.worker.stop()  # the judge's blocked read then ends
+                else:
+                    self.condition.wait(left)
+
+
 class Session:
     """The candidate's worker, started again after a crash or a time-out (at most MAX_FAILURES times)."""
 
     def __init__(self, spec, limits=None):
         self.limits = limits or sandbox.Limits()
         self.worker, self.generation, self.failures, self.death = None, 0, 0, None
-        self.outputs, self.round_trips = [], 0
+        self.outputs, self.round_trips, self.watchdog = [], 0, Watchdog()
         path = pathlib.Path(spec)
         if path.is_dir():
             self.argv = [str(path.resolve())]
@@ -216,24 +263,17 @@ class Session:
 
     def receive(self, what):
         seconds = self.limits.call_seconds
-        expired = threading.Event()
-
-        def expire():
-            expired.set()
-            self.worker.stop()  # the blocked read below then ends
-
-        timer = threading.Timer(seconds, expire)
-        timer.start()
+        self.watchdog.arm(self.worker, seconds)
         try:
             reply = channel.receive(self.worker.stdout)
         except (channel.ChannelError, OSError, ValueError) as error:
-            if expired.is_set():
+            if self.watchdog.disarm():
                 self.fail("timed out", f"timed out in {what} after {seconds:g} s")
             if isinstance(error, channel.ChannelClosed) or "truncated" in str(error):
                 self.fail("crashed", f"crashed in {what} ({self.exit_status()})")
             self.fail("malformed answer", f"{what}: malformed answer: {error}")
-        finally:
-            timer.cancel()
+        if self.watchdog.disarm():  # it answered as the deadline passed: the worker is stopped all the same
+            self.fail("timed out", f"timed out in {what} after {seconds:g} s")
         self.round_trips += 1
         return reply
 
@@ -286,6 +326,7 @@ class Session:
     def close(self):
         """Stops the worker; what the candidate printed, every worker's in turn."""
         self.stop(goodbye=True)
+        self.watchdog.close()
         return "".join(self.outputs)
 
     def __enter__(self):

@@ -7,6 +7,7 @@ its reads find nothing.  It answers first with the inventory of the candidate (i
 their public methods and constructor parameters) or why it has none, then serves the judge's requests:
 
 * ``call``: the method ``name`` of an object (or the object itself: a class constructs) with arguments;
+  ``calls``: several in one round trip (the lab's ``verify`` sets the weights, then asks the loss);
 * ``get``: an attribute of an object; ``arrays``: the arrays an object holds (its ``vars``).
 
 Numbers, strings and numeric arrays cross by value; any other object stays here and crosses as a
@@ -139,6 +140,18 @@ class Server:
         return [f"{pathlib.Path(f.filename).name}:{f.lineno}: {(f.line or '').strip()}"[:TEXT], f.name[:TEXT]]
 
     def serve(self, request):
+        """The reply to one request; ``calls``: a short sequence of calls in one round trip, answered by
+        the last one's reply or the first that is not a value."""
+        if request.get("op") != "calls":
+            return self.serve_one(request)
+        reply = {"op": "malformed", "text": "an empty sequence of calls"}
+        for item in request.get("calls", ()):
+            reply = self.serve_one({**item, "op": "call"})
+            if reply["op"] != "value":
+                break
+        return reply
+
+    def serve_one(self, request):
         op = request.get("op")
         target = self.incoming(request.get("target"))
         if op == "arrays":
