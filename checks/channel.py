@@ -4,7 +4,8 @@ A frame is an 8-byte big-endian length and that many bytes.  A message is a dict
 frame of JSON (the header: the fields, with each array replaced by its index) and one frame per array in
 numpy's .npy format, read with ``allow_pickle=False``.  Carried: None, bool, int, float, complex, strings
 (at most ``MAX_TEXT`` characters), lists, tuples, dicts, numeric numpy arrays and scalars (bool, int,
-float, complex; never object arrays: mpmath numbers do not cross) and ``Handle`` (an object that stays in
+float, complex; float64 and complex128 scalars arrive as Python's float and complex, which they subclass;
+never object arrays: mpmath numbers do not cross) and ``Handle`` (an object that stays in
 the worker).  A frame holds at most ``MAX_FRAME`` bytes and a message ``MAX_MESSAGE``; anything
 oversized, truncated or malformed raises ``ChannelError`` saying what.
 """
