@@ -1,5 +1,6 @@
 """python -m checks [--quick] [--out DIR] [--seed N]
-python -m checks --engine PACKAGE_OR_FOLDER [PACKAGE_OR_FOLDER ...] [--out DIR]
+python -m checks --engine PACKAGE_OR_FOLDER [PACKAGE_OR_FOLDER ...] [--out DIR] [--call-time-limit S]
+                 [--candidate-env NAME[=VALUE] ...]
 
 Runs the lab's suite, writes ``records.json`` (every verdict), ``curves.json``
 (the data behind the figures) and the figures (PNG and PDF) into the results
@@ -7,7 +8,8 @@ folder, prints a one-screen table of verdicts, and exits 1 if any check
 failed.  With ``--engine`` it examines another implementation of the
 assignment's API instead (``checks.candidate``): records in
 results/engine-NAME, root causes first; exit 1 if any, 2 if the API is
-incomplete (the missing pieces are listed).  With several submissions (or a
+incomplete (the missing pieces are listed).  The candidate's code runs in a
+worker process of its own (``checks.worker``), never in the lab's.  With several submissions (or a
 folder of submission folders) it examines a whole class (``checks.classroom``).
 """
 
@@ -50,7 +52,8 @@ def main(argv=None):
                              "folder of such folders, examine a whole class, each in its own process")
     parser.add_argument("--time-limit", type=float, default=600, help="seconds per submission (class mode)")
     parser.add_argument("--call-time-limit", type=float, default=60,
-                        help="seconds one call of the candidate's code may take (its worker is then killed)")
+                        help="seconds one call of the candidate's code may take (its worker is then killed; "
+                             "one submission)")
     parser.add_argument("--candidate-env", action="append", default=[], metavar="NAME[=VALUE]",
                         help="an environment variable the candidate's worker is given (with the lab's own value "
                              "unless VALUE is given); it gets no other of the lab's variables")
