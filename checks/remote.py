@@ -195,8 +195,9 @@ class Session:
         else:  # a package by name: where the judge finds it (python -I searches no working directory)
             found = importlib.util.find_spec(str(spec).split(".")[0])
             origin = pathlib.Path(found.origin) if found and found.origin else None
-            search = origin.parent.parent if origin and origin.name == "__init__.py" else origin.parent
-            self.argv = [str(spec), str(search)]
+            search = [] if origin is None else [str(origin.parent.parent if origin.name == "__init__.py" else
+                                                    origin.parent)]
+            self.argv = [str(spec), *search]
         try:
             self.start()
         except WorkerFailure as failure:
@@ -213,12 +214,12 @@ class Session:
         command = [sys.executable, "-I", "-c", BOOT, str(CHECKS), *self.argv]
         self.worker = sandbox.start(command, self.argv[0], self.limits)
         self.generation += 1
-        reply = self.receive("importing the candidate")
+        reply = self.receive("its import")
         if reply.get("op") == "incomplete":
             self.close()
             raise EngineError(reply.get("text", "the candidate's API is incomplete"))
         if reply.get("op") != "inventory":
-            self.fail("malformed answer", f"importing the candidate: malformed answer: op {reply.get('op')!r}")
+            self.fail("malformed answer", f"its import: malformed answer: op {reply.get('op')!r}")
         self.inventory = {name: entry for name, entry in reply["modules"].items()}
 
     def alive(self, generation):

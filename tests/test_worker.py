@@ -83,6 +83,16 @@ def test_after_too_many_failures_the_rest_cannot_run_saying_why(tmp_path):
                                       "crashed in compute_hessvec (exit code 0))")
 
 
+def test_a_submission_that_exits_at_import_cannot_be_examined_and_says_why(tmp_path, capsys):
+    engine = tmp_path / "exits_at_import"
+    shutil.copytree(CLEAN, engine, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(engine / "layers.py", "a") as f:
+        f.write("\nimport os\nos._exit(5)\n")
+    assert checks_cli.main(["--engine", str(engine), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == (f"{engine}: the candidate's modules cannot be imported: crashed in its "
+                                               "import (exit code 5)")
+
+
 def test_the_worker_reports_changes_in_place_shared_memory_prints_and_the_candidate_s_frame():
     limits = sandbox.Limits(env=(("COURSE_ENGINE_BUG", "backward_scales_its_argument,prints"),))
     with remote.Session(CLEAN, limits) as session:
