@@ -621,7 +621,8 @@ class Lab:
                     reason = (f"probing found that {error}" if isinstance(error, EngineError) else
                               f"probing: {error}" if isinstance(error, remote.WorkerFailure) else
                               f"probing raised {type(error).__name__}: {error}")
-                    self.failure("layout", f"layer {k}", "weight layout", reason, k)
+                    verdict = error.verdict if isinstance(error, remote.WorkerFailure) else "fail"
+                    self.failure("layout", f"layer {k}", "weight layout", reason, k, verdict=verdict)
                     layouts.append(None)
             self.guarded(self.check_layers, widths, letters, layouts)
             if None in layouts:
