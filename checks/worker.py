@@ -243,6 +243,9 @@ def main(argv=None):
             channel.send(writer, reply)
         except channel.ChannelError as error:
             channel.send(writer, {"op": "malformed", "text": str(error)[:TEXT]})
+        except Exception as error:  # the candidate's objects misbehaved outside a call (a describing getattr)
+            channel.send(writer, {"op": "malformed", "text": f"the worker could not answer: {type(error).__name__}: "
+                                                             f"{str(error)[:TEXT]}"})
 
 
 if __name__ == "__main__":
