@@ -16,6 +16,7 @@ OUT/class-summary.csv and OUT/class-summary.json) is written last.
 
 import concurrent.futures
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -32,7 +33,8 @@ from checks import sandbox
 from checks.candidate import MODULES, STAGES, engine_name
 from checks.records import atomic_write
 
-KEPT = {"records.json": 64 << 20, "candidate-output.txt": 1 << 20}  # what the grader takes from the judge
+KEPT = {"records.json": 64 << 20, "candidate-output.txt": 2 << 20}  # what the grader takes from the judge
+# (the worker keeps 1 MiB of what the candidate printed, and the count of the rest)
 
 
 def submissions(specs):
@@ -70,10 +72,12 @@ def write_atomic(path, data):
     atomic_write(path, lambda tmp: tmp.write_bytes(data if isinstance(data, bytes) else data.encode()))
 
 
-def judge_command(submission, staging, seed, call_seconds):
-    """Our judge for one submission (trusted code: it examines, and will start the worker that imports)."""
+def judge_command(submission, staging, seed, limits):
+    """Our judge for one submission (trusted code: it examines, and starts the worker that imports)."""
+    passed_on = [arg for name, _ in limits.env for arg in ("--candidate-env", name)]  # values: the judge's env
     return [sys.executable, "-I", "-m", "checks", "--engine", str(pathlib.Path(submission).resolve()),
-            "--out", str(staging), "--seed", str(seed), "--call-time-limit", f"{call_seconds:g}"]
+            "--out", str(staging), "--seed", str(seed), "--call-time-limit", f"{limits.call_seconds:g}",
+            "--sandbox", limits.sandbox, *passed_on]
 
 
 def status_of(worker, code, time_limit, folder):
@@ -112,7 +116,7 @@ def examine(submission, out, seed, time_limit, limits, mode):
         staging, work = pathlib.Path(scratch) / "out", pathlib.Path(scratch) / "work"
         staging.mkdir()
         work.mkdir()
-        worker = sandbox.start(judge_command(submission, staging, seed, limits.call_seconds), submission, limits,
+        worker = sandbox.start(judge_command(submission, staging, seed, limits), submission, limits,
                                mode=mode, writable=[staging], channel=False, name=name, cwd=work)
         try:
             code = worker.wait(time_limit)
@@ -161,6 +165,7 @@ def main(submissions_, out, seed=0, time_limit=600, limits=None, mode="auto", jo
     except sandbox.SandboxError as error:
         print(error, file=sys.stderr)
         return 2
+    limits = dataclasses.replace(limits, sandbox=mode)  # each judge starts its worker in the class's mode
     for line in (why, sandbox.limits_note(limits)):
         if line:
             print(line, file=sys.stderr, flush=True)

@@ -37,7 +37,7 @@ import time
 from checks import cgroups
 
 UID = 1000  # the submission's uid inside the sandbox
-MARK = "AE_LAB_SANDBOX"  # set inside our own bwrap sandbox: a worker started there nests a second one
+MARK = "AE_LAB_SANDBOX"  # set in every process we start (its mode): a worker started there is inside its limits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Limits:
     file_bytes: int = 64 << 20  # the largest file it may write (RLIMIT_FSIZE)
     call_seconds: float = 60.0  # one API call
     env: tuple = ()  # (NAME, VALUE) pairs the instructor passes to the submission on purpose
+    sandbox: str = "auto"  # the mode a judge starts its candidate's worker in: "auto", "bwrap" or "none"
 
 
 class SandboxError(RuntimeError):
@@ -250,16 +251,22 @@ def _in_child(limits, attach, nproc):
     files = limits.file_bytes
     cpu = None if limits.cpu_seconds is None else int(limits.cpu_seconds) + 1
 
+    def lower(kind, value):
+        # never above what this process already has (a judge inside a class's limits starts its worker)
+        hard = resource.getrlimit(kind)[1]
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(kind, (value, value))
+
     def apply():
         for fd in attach:
             os.write(fd, b"0")
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (files, files))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        lower(resource.RLIMIT_AS, memory)
+        lower(resource.RLIMIT_FSIZE, files)
+        lower(resource.RLIMIT_CORE, 0)
         if cpu is not None:
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+            lower(resource.RLIMIT_CPU, cpu)
         if nproc is not None:
-            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+            lower(resource.RLIMIT_NPROC, nproc)
     return apply
 
 
@@ -271,17 +278,19 @@ def start(command, folder, limits=Limits(), mode="auto", writable=(), channel=Tr
     its working folder without bwrap (under bwrap, a private tmpfs).
     """
     mode, _ = choose(mode)
-    try:
-        group = cgroups.create(name or pathlib.Path(folder).name, limits.memory_gib * 2**30, limits.processes)
-    except OSError:
-        group = None
+    group = None
+    if MARK not in os.environ:  # inside a submission's sandbox its group already counts what starts here
+        try:
+            group = cgroups.create(name or pathlib.Path(folder).name, limits.memory_gib * 2**30, limits.processes)
+        except OSError:
+            pass
     nproc = None if group or os.getuid() == 0 else _uid_processes() + limits.processes
     attach = group.attach_fds() if group else []
     if mode == "bwrap":
         argv, env, cwd = bwrap_command(command, folder, writable, limits=limits,
                                        nested=os.environ.get(MARK) == "bwrap"), environment(limits), "/"
     else:
-        argv, env = command, environment(limits, home=cwd or "/tmp")
+        argv, env = command, {**environment(limits, home=cwd or "/tmp"), MARK: "none"}
     try:
         process = subprocess.Popen(argv, stdin=subprocess.PIPE if channel else subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
