@@ -46,6 +46,16 @@ def _size(n):
     return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n} bytes"
 
 
+def map_leaves(value, leaf):
+    """``value`` with each leaf (what is not a list, tuple or dict) replaced by ``leaf(it)``."""
+    if isinstance(value, (list, tuple)):
+        items = [map_leaves(v, leaf) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        return {k: map_leaves(v, leaf) for k, v in value.items()}
+    return leaf(value)
+
+
 def _encode(value, arrays, depth=0):
     if depth > MAX_DEPTH:
         raise ChannelError(f"nested deeper than {MAX_DEPTH} levels")

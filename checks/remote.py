@@ -305,24 +305,11 @@ class Session:
         return {**reply, "value": self.incoming(reply["value"])}
 
     def outgoing(self, value):
-        if isinstance(value, Remote):
-            return value._handle()
-        if isinstance(value, (list, tuple)):
-            items = [self.outgoing(v) for v in value]
-            return items if isinstance(value, list) else tuple(items)
-        if isinstance(value, dict):
-            return {k: self.outgoing(v) for k, v in value.items()}
-        return value
+        return channel.map_leaves(value, lambda leaf: leaf._handle() if isinstance(leaf, Remote) else leaf)
 
     def incoming(self, value):
-        if isinstance(value, channel.Handle):
-            return Remote(self, value, self.generation)
-        if isinstance(value, (list, tuple)):
-            items = [self.incoming(v) for v in value]
-            return items if isinstance(value, list) else tuple(items)
-        if isinstance(value, dict):
-            return {k: self.incoming(v) for k, v in value.items()}
-        return value
+        return channel.map_leaves(value, lambda leaf: Remote(self, leaf, self.generation)
+                                  if isinstance(leaf, channel.Handle) else leaf)
 
     def close(self):
         """Stops the worker; what the candidate printed, every worker's in turn."""

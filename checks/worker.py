@@ -111,16 +111,14 @@ class Server:
         return self.handle(value)
 
     def incoming(self, value):
-        if isinstance(value, channel.Handle):
-            if value.number not in self.objects:
-                raise channel.ChannelError(f"no object {value.number} in this worker")
-            return self.objects[value.number]
-        if isinstance(value, (list, tuple)):
-            items = [self.incoming(v) for v in value]
-            return items if isinstance(value, list) else tuple(items)
-        if isinstance(value, dict):
-            return {k: self.incoming(v) for k, v in value.items()}
-        return value
+        return channel.map_leaves(value, self.resolve)
+
+    def resolve(self, leaf):
+        if not isinstance(leaf, channel.Handle):
+            return leaf
+        if leaf.number not in self.objects:
+            raise channel.ChannelError(f"no object {leaf.number} in this worker")
+        return self.objects[leaf.number]
 
     def inventory(self):
         modules = {}
