@@ -21,7 +21,14 @@ on the ones before it:
   allows (GNv before any Hv, GNv with a direction other than the last Hv's,
   Hv twice, Hv after GNv, products after ``compute_loss`` on other data), and
   ``get_activations`` of every layer;
-* ``checks.verify`` on the model's loss, gradient and Hv.
+* ``checks.verify`` on the model's loss, gradient and Hv (float64, and the
+  complex step where the candidate computes in complex: mpmath numbers do
+  not cross to its worker).
+
+The lab never imports the candidate's code: ``checks.worker`` does, in a
+process of its own started by ``checks.sandbox``, and the lab holds proxies
+(``checks.remote``) whose calls cross a pipe (``checks.channel``), so the
+candidate can neither patch the lab's comparisons nor its numpy.
 
 A wrong result is diagnosed against the classic hypotheses: a constant
 factor (N, 1/N, 2, 1/2, -1, ...), the reference transposed, a missing term of
@@ -31,18 +38,14 @@ every pass that uses it, a layer's backward pass under the model's gradient)
 is listed under it.  Per-layer scaling that the model undoes (dividing by N
 inside each layer) is a note, not a failure.  A missing method, an exception
 (named at the innermost line of the candidate's own files), an argument
-changed in place: each is a finding, never a crash of the lab.  What the
-candidate prints is kept apart (``Lab.output``), never mixed into the lab's.
+changed in place, a crash of its worker, a call that does not answer within
+the time limit, an answer that cannot be read (too large, not numbers): each
+is a finding, never a crash of the lab.  What the candidate prints is kept
+apart (``examine``'s output), never mixed into the lab's.
 """
 
-import contextlib
-import importlib
-import importlib.util
-import io
 import pathlib
 import re
-import sys
-import traceback
 
 import mpmath
 import numpy as np
@@ -50,17 +53,11 @@ import numpy as np
 import ae
 from ae import numeric
 from ae.activations import from_letter
-from checks import records
+from checks import records, remote, sandbox
+from checks.loader import API, MODULES, EngineError, problem_with
 from checks.verify import VerifyError, verify
 
-MODULES = ("activations", "layers", "ffnet", "autoencoder")
-API = {
-    "layers": {"FCLayer": ("get_params_number", "get_weights", "set_weights", "set_direction", "forward",
-                           "backward", "Rp_forward", "Rp_backward", "get_activations")},
-    "ffnet": {"FFNet": ("set_weights", "get_weights", "set_direction", "compute_outputs", "compute_loss_grad",
-                        "compute_Rp_outputs", "compute_loss_Rp_grad", "get_activations")},
-    "autoencoder": {"Autoencoder": ("compute_loss", "compute_hessvec", "compute_gaussnewtonvec")},
-}
+__all__ = ["API", "MODULES", "EngineError", "Lab", "examine"]
 ACTIVATIONS = {"t": "Tanh", "s": "Sigmoid", "l": "Linear", "r": "Relu"}  # our letter -> name in the class
 THRESHOLD = 1e-12  # float64 arithmetic against exact: a few hundred eps of normwise error
 SAME = 1e-9  # a hypothesis explains a wrong result when it matches it this closely
@@ -71,63 +68,13 @@ LAYER_COLUMNS = 5  # the batch of the layer checks: a per-layer 1/N is a factor 
 STAGES = ("activation", "layout", "forward", "backward", "Rp_forward", "Rp_backward", "model", "verify")
 
 
-class EngineError(RuntimeError):
-    """The candidate cannot be examined at all (missing modules or methods); the message lists what."""
-
-
-def load(spec):
-    """{module name: module} of a candidate: a package (a name, or a folder with __init__.py) or a
-    folder of bare-name modules that import each other as ``import layers``."""
-    path = pathlib.Path(spec)
-    looks_like_a_path = "/" in str(spec) or str(spec).startswith(".") or path.suffix == ".py"
-    if looks_like_a_path and not path.is_dir():
-        raise EngineError(f"no such folder: {spec}" if not path.exists() else
-                          f"{spec} is a file: give the folder that holds activations.py, layers.py, ffnet.py, "
-                          "autoencoder.py, or a package name")
-    if not path.is_dir() and importlib.util.find_spec(str(spec).split(".")[0]) is None:
-        raise EngineError(f"no such folder or importable package: {spec}")
-    bare = path.is_dir() and not (path / "__init__.py").exists()
-    package = path.resolve().name if path.is_dir() and not bare else str(spec)
-    search = str(path.resolve() if bare else path.resolve().parent) if path.is_dir() else None
-    modules, problems = {}, []
-    if bare:
-        for name in MODULES:  # bare names: a candidate examined before must not answer for this one
-            sys.modules.pop(name, None)
-    if search:
-        sys.path.insert(0, search)
-    try:
-        for name in MODULES:
-            try:
-                modules[name] = importlib.import_module(name if bare else f"{package}.{name}")
-            except Exception as error:
-                problems.append(f"module {name}: cannot import ({type(error).__name__}: {error})")
-    finally:
-        if search:
-            sys.path.remove(search)
-        if bare:
-            for name in MODULES:
-                sys.modules.pop(name, None)
-    for module, classes in API.items():
-        for cls, methods in classes.items():
-            if module not in modules:
-                continue
-            found = getattr(modules[module], cls, None)
-            if found is None:
-                problems.append(f"{module}.{cls}: missing")
-                continue
-            problems += [f"{module}.{cls}.{m}: missing" for m in methods if not callable(getattr(found, m, None))]
-    if problems:
-        raise EngineError(f"{spec} does not offer the assignment's API:\n  " + "\n  ".join(problems))
-    return modules
-
-
 def activations_of(module):
     """{our letter: the candidate's class} for the activations it has."""
     found = {}
     for letter, name in ACTIVATIONS.items():
         for attr in dir(module):
             cls = getattr(module, attr)
-            if (isinstance(cls, type) and name.lower() in attr.lower() and "leaky" not in attr.lower()
+            if (remote.is_class(cls) and name.lower() in attr.lower() and "leaky" not in attr.lower()
                     and all(callable(getattr(cls, m, None)) for m in ("val", "deriv", "second_deriv"))):
                 found[letter] = cls
                 break
@@ -175,12 +122,11 @@ def diagnose(theirs, exact, n=None, matrix=None, hypotheses=()):
 class Lab:
     """Runs the checks on one candidate and collects records; ``findings()`` says what failed, root first."""
 
-    def __init__(self, modules, name, seed=0, folder=None):
+    def __init__(self, modules, name, seed=0):
+        """``modules``: the candidate's modules as ``checks.remote`` proxies (``Session.modules``)."""
         self.modules, self.name, self.seed = modules, name, seed
-        self.folder = pathlib.Path(folder).resolve() if folder else None
         self.rng = np.random.default_rng(seed)
         self.records = []
-        self.output = io.StringIO()  # what the candidate printed
         self.activations = activations_of(modules["activations"])
         self.net = None  # the label of the net being examined, for the records
 
@@ -225,17 +171,20 @@ class Lab:
         self.records.append(record)
 
     def call(self, stage, where, fn, *args, layer=None, record=True):
-        """fn(*args) with the candidate's prints kept apart, noting an exception (then FAILED is
-        returned: "not implemented" for NotImplementedError) or an argument changed in place.
-        ``record=False``: a prerequisite of the pass examined, whose own failure is recorded elsewhere."""
-        originals = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
+        """fn(*args) in the candidate's worker, noting an exception (then FAILED is returned: "not
+        implemented" for NotImplementedError), an argument changed in place, a crash, a time-out or an
+        answer that cannot be read.  ``record=False``: a prerequisite of the pass examined, whose own
+        failure is recorded elsewhere."""
         try:
-            with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
-                result = fn(*args)
-        except Exception as error:
+            result, facts = remote.call(fn, *args)
+        except remote.WorkerFailure as failure:
+            if record:
+                self.failure(stage, where, failure.quantity, failure.reason, layer, verdict=failure.verdict)
+            return FAILED
+        except remote.CandidateError as error:
             if not record:
                 return FAILED
-            frame = self.innermost(error)
+            frame = error.frame
             name = getattr(fn, "__qualname__", getattr(fn, "__name__", "?"))
             at = f" ({frame[0]})" if frame else ""
             if frame and frame[1] != name.split(".")[-1]:
@@ -247,22 +196,9 @@ class Lab:
             else:
                 self.failure(stage, where, "raised", f"raised {type(error).__name__}: {error}{at}", layer)
             return FAILED
-        for k, (given, original) in enumerate(zip(args, originals)):
-            if isinstance(given, np.ndarray) and not np.array_equal(given, original):
-                self.failure(stage, where, f"argument {k + 1} changed in place", "the caller's array was modified",
-                             layer)
+        for k in facts["changed"]:
+            self.failure(stage, where, f"argument {k + 1} changed in place", "the caller's array was modified", layer)
         return result
-
-    def innermost(self, error):
-        """('file:line: text', function name) of the innermost frame in the candidate's own files, or None."""
-        if self.folder is None:
-            return None
-        frames = [f for f in traceback.extract_tb(error.__traceback__)
-                  if pathlib.Path(f.filename).resolve().is_relative_to(self.folder)]
-        if not frames:
-            return None
-        f = frames[-1]
-        return f"{pathlib.Path(f.filename).name}:{f.lineno}: {(f.line or '').strip()}", f.name
 
     def accept_conventions(self):
         """Per-layer scaling that the model undoes is the candidate's convention, not an error: when every
@@ -385,10 +321,9 @@ class Lab:
         layer whose get_params_number() ignores use_bias=True is probed without a bias.
         """
         n_in, n_out = shape
-        linear = self.activations.get("l", ae.LinearActivationFunction)
-        with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
-            layer = self.modules["layers"].FCLayer(shape, linear(), use_bias=True)
-            size = layer.get_params_number()
+        linear = self.activations.get("l") or self.modules["stand_ins"].LinearActivationFunction
+        layer = self.modules["layers"].FCLayer(shape, linear(), use_bias=True)
+        size = layer.get_params_number()
         if size == n_out * (n_in + 1):
             bias = True
         elif size == n_out * n_in:
@@ -404,9 +339,8 @@ class Lab:
         for k in range(size):
             unit = np.zeros(size)
             unit[k] = 1
-            with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
-                layer.set_weights(unit)
-                U = np.asarray(layer.forward(probe.copy()), dtype=float)
+            layer.set_weights(unit)
+            U = np.asarray(layer.forward(probe.copy()), dtype=float)
             b = U[:, n_in]
             W = U[:, :n_in] - b[:, None]
             if bias and np.count_nonzero(b) == 1 and not W.any():
@@ -457,7 +391,7 @@ class Lab:
                 return
             ready, changed = True, []
             for before, argument in prerequisites[name]:
-                state = _arrays_of(layer)
+                state = remote.held_arrays(layer)
                 if self.call(name, f"{where} {before}", getattr(layer, before), argument.copy(), layer=k,
                              record=False) is FAILED:
                     self.records.append(records.cannot_run("engine", name, f"{before} raised first",
@@ -465,8 +399,8 @@ class Lab:
                     ready = False
                     break
                 if before == "Rp_forward":  # R-forward must leave what forward and backward stored
-                    changed = [a for a, v in state.items() if a in _arrays_of(layer)
-                               and not _same_array(_arrays_of(layer)[a], v)]
+                    after = remote.held_arrays(layer)
+                    changed = [a for a, v in state.items() if a in after and not _same_array(after[a], v)]
             if not ready:
                 continue
             result = self.call(name, f"{where} {name}", getattr(layer, name), arguments[name].copy(), layer=k)
@@ -636,27 +570,16 @@ class Lab:
 
     def verify_model(self, model, setter, X):
         """checks.verify on the candidate's own loss, gradient and Hv, in its own layout."""
-        def quiet(fn):
-            def wrapped(*args):
-                with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
-                    return fn(*args)
-            return wrapped
-
-        @quiet
+        # set the weights and ask in one round trip; an object array of mpmath numbers raises ChannelError:
+        # it is not carried to the worker
         def fun(v):
-            setter(v)
-            return model.compute_loss(X)[0]
+            return remote.sequence((setter, [v]), (model.compute_loss, [X]))[0]
 
-        @quiet
         def grad(v):
-            setter(v)
-            return model.compute_loss(X)[1]
+            return remote.sequence((setter, [v]), (model.compute_loss, [X]))[1]
 
-        @quiet
         def hvp(v, p):
-            setter(v)
-            model.compute_loss(X)
-            return model.compute_hessvec(p)
+            return remote.sequence((setter, [v]), (model.compute_loss, [X]), (model.compute_hessvec, [p]))
 
         getter = getattr(model, "get_weights", None) or getattr(model, "net", None).get_weights
         x = np.array(getter(), dtype=float)
@@ -666,10 +589,20 @@ class Lab:
             self.failure("verify", "model", "verify", str(error))
             return
         finally:
-            quiet(setter)(x)
+            self.call("verify", "model set_weights", setter, x, record=False)
         for record in result.records:
             self.records.append({**record, "stage": "verify", "where": f"model ({record['check']})",
                                  "layer": None, "engine": self.name, "net": self.net})
+
+    def guarded(self, check, *args):
+        """check(*args); an attribute read outside ``call`` (``model.net``) that raises or loses the worker
+        ends that check with a finding."""
+        try:
+            check(*args)
+        except remote.WorkerFailure as failure:
+            self.failure("model", "model", failure.quantity, failure.reason, verdict=failure.verdict)
+        except remote.CandidateError as error:
+            self.failure("model", "model", "raised", f"raised {type(error).__name__}: {error}")
 
     def run(self):
         self.check_activations()
@@ -685,23 +618,21 @@ class Lab:
                 try:
                     layouts.append(self.layout(k, shape))
                 except Exception as error:  # probing degrades: this layer is left out, the rest is examined
-                    reason = f"probing found that {error}" if isinstance(error, EngineError) else (
-                        f"probing raised {type(error).__name__}: {error}")
-                    self.failure("layout", f"layer {k}", "weight layout", reason, k)
+                    reason = (f"probing found that {error}" if isinstance(error, EngineError) else
+                              f"probing: {error}" if isinstance(error, remote.WorkerFailure) else
+                              f"probing raised {type(error).__name__}: {error}")
+                    verdict = error.verdict if isinstance(error, remote.WorkerFailure) else "fail"
+                    self.failure("layout", f"layer {k}", "weight layout", reason, k, verdict=verdict)
                     layouts.append(None)
-            self.check_layers(widths, letters, layouts)
+            self.guarded(self.check_layers, widths, letters, layouts)
             if None in layouts:
                 self.records.append(records.cannot_run(
                     "engine", "model", "the weight layout of a layer could not be probed",
                     self.context("model", "model")))
             else:
-                self.check_model(widths, letters, layouts)
+                self.guarded(self.check_model, widths, letters, layouts)
         self.accept_conventions()
         return self.records
-
-
-def _arrays_of(obj):
-    return {name: value for name, value in vars(obj).items() if isinstance(value, np.ndarray)}
 
 
 def _same_array(a, b):
@@ -726,7 +657,7 @@ def _explains(root, record):
 
 def _line(r, quantities=None):
     net = f"[net {r['net']}] " if r.get("net") else ""
-    if r["quantity"] in ("raised", "not implemented"):
+    if r["quantity"] in ("raised", "not implemented", "crashed", "timed out", "malformed answer"):
         return f"{net}{r['where']}: {r['reason']}"
     what = r.get("diagnosis") or r.get("reason") or f"off by {r['measured']:.1e} (target {r['threshold']:.0e})"
     if r.get("diagnosis"):
@@ -739,14 +670,18 @@ def engine_name(spec):
     return pathlib.Path(spec).resolve().name if pathlib.Path(spec).is_dir() else str(spec).replace("/", "_")
 
 
-def examine(spec, seed=0):
-    """(records, findings, output) of the whole lab on a candidate; EngineError if its API is incomplete."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):  # prints at import time
-        modules = load(spec)
-    path = pathlib.Path(spec)
-    folder = path if path.is_dir() else pathlib.Path(modules["layers"].__file__).parent
-    lab = Lab(modules, engine_name(spec), seed, folder=folder)
-    lab.output.write(buffer.getvalue())
-    lab.run()
-    return lab.records, lab.findings(), lab.output.getvalue(), lab.summary()
+def examine(spec, seed=0, limits=None):
+    """(records, findings, output, summary) of the whole lab on a candidate, its code run in a worker
+    (``checks.remote``) with ``limits`` (``call_seconds`` a call; ``env`` the variables it is given);
+    ``output`` is what it printed; ``summary["round_trips"]`` counts the calls that crossed to the worker.
+    EngineError if there is no candidate or its API is incomplete."""
+    problem = problem_with(spec)
+    if problem:
+        raise EngineError(problem)
+    session = remote.Session(spec, limits or sandbox.Limits())
+    try:
+        lab = Lab(session.modules, engine_name(spec), seed)
+        lab.run()
+    finally:
+        output = session.close()
+    return lab.records, lab.findings(), output, {**lab.summary(), "round_trips": session.round_trips}
