@@ -581,10 +581,14 @@ class Lab:
         def hvp(v, p):
             return remote.sequence((setter, [v]), (model.compute_loss, [X]), (model.compute_hessvec, [p]))
 
+        def fun_many(points):  # one round trip for the points of one reference
+            calls = [call for v in points for call in ((setter, [v]), (model.compute_loss, [X]))]
+            return [loss for loss, _ in remote.sequence(*calls, every=True)[1::2]]
+
         getter = getattr(model, "get_weights", None) or getattr(model, "net", None).get_weights
         x = np.array(getter(), dtype=float)
         try:
-            result = verify(fun, x, grad=grad, hvp=hvp, seed=self.seed, name="model")
+            result = verify(fun, x, grad=grad, hvp=hvp, seed=self.seed, name="model", fun_many=fun_many)
         except VerifyError as error:
             self.failure("verify", "model", "verify", str(error))
             return

@@ -73,12 +73,13 @@ def call(fn, *args):
     return fn.call_with_facts(*args)
 
 
-def sequence(*calls):
+def sequence(*calls, every=False):
     """The value of the last of ``calls`` ((method, args), ...) run one after the other in the worker in
-    one round trip; the candidate's exception of the first that raised."""
+    one round trip (``every``: the list of every call's value); the candidate's exception of the first
+    that raised."""
     session = calls[0][0].owner._session
     items = [{"target": method.owner._handle(), "name": method.__name__, "args": list(args)} for method, args in calls]
-    return session.request(calls[-1][0].__name__, op="calls", calls=items)["value"]
+    return session.request(calls[-1][0].__name__, op="calls", calls=items, every=every)["value"]
 
 
 def held_arrays(obj):

@@ -8,7 +8,10 @@ The user's claims: ``grad(x)`` (the gradient), ``hvp(x, p)`` (H p),
 ``gnvp(x, p)`` with ``residual(x)`` (G p for G = J^T J, J the Jacobian of the
 residual vector r; for fun = 1/2 r.r this is fun's Gauss-Newton matrix), and
 ``jvp(x, v)`` / ``vjp(x, u)`` (J v and J^T u of the residual).  Every
-estimator that applies runs; one that cannot says why.
+estimator that applies runs; one that cannot says why.  ``fun_many(points)``,
+where given, is fun at each of a list of points in one call: the references
+from fun alone then ask for their points together (for a fun with a cost per
+call, such as one that runs in another process).
 
 Entry by entry, every reference from fun alone (never from a claim; checks/references.py).  The
 gradient: the complex step of fun along each e_i (h = 1e-30, no cancellation), or where fun is real-only
@@ -432,7 +435,7 @@ class _Judge:
 
 
 def verify(fun, x, grad=None, hvp=None, gnvp=None, residual=None, jvp=None, vjp=None, directions=3, seed=0,
-           dense_limit=2000, name=None):
+           dense_limit=2000, name=None, fun_many=None):
     """Check the claimed derivatives of ``fun`` at ``x`` every way that applies; see the module docstring."""
     x = np.asarray(x)
     if x.ndim != 1 or x.dtype.kind not in "fiu" or x.size == 0:
@@ -455,7 +458,7 @@ def verify(fun, x, grad=None, hvp=None, gnvp=None, residual=None, jvp=None, vjp=
     with mpmath.workdps(MP_DPS):  # does fun compute in mpmath? asked once, for every 50-digit check
         mp_reason = _mp_reason(fun, x, ps[0], point)
     complex_reason = _complex_reason(fun, x, ps, point, kinks)
-    inner = references.Inner(fun, x, complex_reason is None, point.eps, point.noise, point.f0)
+    inner = references.Inner(fun, x, complex_reason is None, point.eps, point.noise, point.f0, fun_many)
     if complex_reason is not None and (grad is not None or hvp is not None):
         judge.cannot_once("complex step", "gradient" if grad is not None else "Hv",
                           f"{complex_reason}; central differences of fun ran instead")

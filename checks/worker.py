@@ -138,16 +138,17 @@ class Server:
         return [f"{pathlib.Path(f.filename).name}:{f.lineno}: {(f.line or '').strip()}"[:TEXT], f.name[:TEXT]]
 
     def serve(self, request):
-        """The reply to one request; ``calls``: a short sequence of calls in one round trip, answered by
-        the last one's reply or the first that is not a value."""
+        """The reply to one request; ``calls``: a sequence of calls in one round trip, answered by the
+        last one's reply (``every``: with the list of every value) or the first that is not a value."""
         if request.get("op") != "calls":
             return self.serve_one(request)
-        reply = {"op": "malformed", "text": "an empty sequence of calls"}
+        reply, values = {"op": "malformed", "text": "an empty sequence of calls"}, []
         for item in request.get("calls", ()):
             reply = self.serve_one({**item, "op": "call"})
             if reply["op"] != "value":
-                break
-        return reply
+                return reply
+            values.append(reply["value"])
+        return {**reply, "value": values} if request.get("every") and values else reply
 
     def serve_one(self, request):
         op = request.get("op")
