@@ -1,5 +1,6 @@
 """python -m checks [--quick] [--out DIR] [--seed N]
-python -m checks --engine PACKAGE_OR_FOLDER [PACKAGE_OR_FOLDER ...] [--out DIR]
+python -m checks --engine PACKAGE_OR_FOLDER [PACKAGE_OR_FOLDER ...] [--out DIR] [--call-time-limit S]
+                 [--candidate-env NAME[=VALUE] ...]
 
 Runs the lab's suite, writes ``records.json`` (every verdict), ``curves.json``
 (the data behind the figures) and the figures (PNG and PDF) into the results
@@ -7,12 +8,14 @@ folder, prints a one-screen table of verdicts, and exits 1 if any check
 failed.  With ``--engine`` it examines another implementation of the
 assignment's API instead (``checks.candidate``): records in
 results/engine-NAME, root causes first; exit 1 if any, 2 if the API is
-incomplete (the missing pieces are listed).  With several submissions (or a
+incomplete (the missing pieces are listed).  The candidate's code runs in a
+worker process of its own (``checks.worker``), never in the lab's.  With several submissions (or a
 folder of submission folders) it examines a whole class (``checks.classroom``).
 """
 
 import argparse
 import collections
+import os
 import pathlib
 import platform
 import sys
@@ -21,7 +24,7 @@ import time
 import mpmath
 import numpy as np
 
-from checks import candidate, plots, suite
+from checks import candidate, plots, sandbox, suite
 from checks.records import code_version, group_records, output_folder_problem, read_json, write_json
 
 
@@ -48,7 +51,21 @@ def main(argv=None):
                              "folder holding activations.py, layers.py, ffnet.py, autoencoder.py; several, or a "
                              "folder of such folders, examine a whole class, each in its own process")
     parser.add_argument("--time-limit", type=float, default=600, help="seconds per submission (class mode)")
-    parser.add_argument("--memory-limit", type=float, default=4, help="GiB per submission (class mode)")
+    parser.add_argument("--memory-limit", type=float, default=4,
+                        help="GiB per submission, all its processes together where a cgroup can count them, "
+                             "else address space per process (class mode)")
+    parser.add_argument("--cpu-limit", type=float, default=None,
+                        help="CPU seconds per submission, all its processes together where a cgroup counts them")
+    parser.add_argument("--process-limit", type=int, default=64, help="processes per submission at once")
+    parser.add_argument("--sandbox", default="auto", choices=("auto", "bwrap", "none"),
+                        help="where the candidate's code runs (its worker; in class mode its judge too): "
+                             "bubblewrap, process isolation only, or bwrap where it works")
+    parser.add_argument("--jobs", type=int, default=None, help="submissions examined at once (default: cores)")
+    parser.add_argument("--call-time-limit", type=float, default=60,
+                        help="seconds one call of the candidate's code may take (its worker is then killed)")
+    parser.add_argument("--candidate-env", action="append", default=[], metavar="NAME[=VALUE]",
+                        help="an environment variable the candidate's code is given (with the lab's own value "
+                             "unless VALUE is given); it gets no other of the lab's variables")
     args = parser.parse_args(argv)
     if args.out is not None:
         problem = output_folder_problem(args.out)
@@ -59,10 +76,32 @@ def main(argv=None):
         from checks import classroom
 
         submissions = classroom.submissions(args.engine)
+        for option, value in (("--jobs", args.jobs), ("--memory-limit", args.memory_limit),
+                              ("--process-limit", args.process_limit), ("--cpu-limit", args.cpu_limit),
+                              ("--time-limit", args.time_limit), ("--call-time-limit", args.call_time_limit)):
+            if value is not None and value <= 0:
+                print(f"{option}: expected a positive number, got {value:g}", file=sys.stderr)
+                return 2
+        try:
+            env = candidate_env(args.candidate_env)
+        except ValueError as error:
+            print(f"--candidate-env: {error}", file=sys.stderr)
+            return 2
         if submissions is None:
-            return engine_main(args.engine[0], args.out, args.seed)
-        return classroom.main(submissions, args.out or "results/class", args.seed, args.time_limit,
-                              args.memory_limit)
+            try:
+                mode, why = sandbox.choose(args.sandbox)
+            except sandbox.SandboxError as error:
+                print(error, file=sys.stderr)
+                return 2
+            if why:
+                print(why, file=sys.stderr)
+            return engine_main(args.engine[0], args.out, args.seed,
+                               sandbox.Limits(call_seconds=args.call_time_limit, env=env, sandbox=mode))
+        limits = sandbox.Limits(memory_gib=args.memory_limit, processes=args.process_limit,
+                                cpu_seconds=args.cpu_limit, call_seconds=args.call_time_limit, env=env,
+                                sandbox=args.sandbox)
+        return classroom.main(submissions, args.out or "results/class", args.seed, args.time_limit, limits,
+                              args.sandbox, args.jobs)
     out = args.out or ("results/checks-quick" if args.quick else "results/checks")
     problem = output_folder_problem(out)
     if problem:
@@ -99,16 +138,29 @@ def main(argv=None):
     return 1 if failed else 0
 
 
-def engine_main(spec, out=None, seed=0):
+def candidate_env(items):
+    """(NAME, VALUE) pairs of --candidate-env NAME[=VALUE]: VALUE, else the lab's own value of NAME."""
+    pairs = []
+    for item in items:
+        name, given, value = item.partition("=")
+        if not name.isidentifier():
+            raise ValueError(f"{item!r} is not NAME or NAME=VALUE")
+        if not given and name not in os.environ:
+            raise ValueError(f"{name} is not set in the lab's environment (give NAME=VALUE)")
+        pairs.append((name, value if given else os.environ[name]))
+    return tuple(pairs)
+
+
+def engine_main(spec, out=None, seed=0, limits=None):
     try:
-        found, findings, output, summary = candidate.examine(spec, seed=seed)
+        found, findings, output, summary = candidate.examine(spec, seed=seed, limits=limits)
     except candidate.EngineError as error:
         print(error, file=sys.stderr)
         return 2
     name = candidate.engine_name(spec)
     out = out or f"results/engine-{name}"
     meta = {"command": f"python -m checks --engine {spec}", "engine": name, "seed": seed,
-            "code_version": code_version()}
+            "code_version": code_version(), "round_trips": summary.pop("round_trips")}
     write_json({"meta": meta, "records": found, "findings": findings, "summary": summary}, f"{out}/records.json")
     pathlib.Path(f"{out}/candidate-output.txt").write_text(output)  # its prints, apart from the lab's
     counts = collections.Counter(r["verdict"] for r in found)

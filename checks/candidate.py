@@ -21,9 +21,14 @@ on the ones before it:
   allows (GNv before any Hv, GNv with a direction other than the last Hv's,
   Hv twice, Hv after GNv, products after ``compute_loss`` on other data), and
   ``get_activations`` of every layer;
-* ``checks.verify`` on the model's loss, gradient and Hv;
-* the optimizers it has (run_sgd, run_momentum, run_rmsprop, run_adam) on the smallest net, against
-  reference step rules (``checks.candidate_optim``).
+* ``checks.verify`` on the model's loss, gradient and Hv (float64, and the
+  complex step where the candidate computes in complex: mpmath numbers do
+  not cross to its worker).
+
+The lab never imports the candidate's code: ``checks.worker`` does, in a
+process of its own started by ``checks.sandbox``, and the lab holds proxies
+(``checks.remote``) whose calls cross a pipe (``checks.channel``), so the
+candidate can neither patch the lab's comparisons nor its numpy.
 
 A wrong result is diagnosed against the classic hypotheses: a constant
 factor (N, 1/N, 2, 1/2, -1, ...), the reference transposed, a missing term of
@@ -33,18 +38,14 @@ every pass that uses it, a layer's backward pass under the model's gradient)
 is listed under it.  Per-layer scaling that the model undoes (dividing by N
 inside each layer) is a note, not a failure.  A missing method, an exception
 (named at the innermost line of the candidate's own files), an argument
-changed in place: each is a finding, never a crash of the lab.  What the
-candidate prints is kept apart (``Lab.output``), never mixed into the lab's.
+changed in place, a crash of its worker, a call that does not answer within
+the time limit, an answer that cannot be read (too large, not numbers): each
+is a finding, never a crash of the lab.  What the candidate prints is kept
+apart (``examine``'s output), never mixed into the lab's.
 """
 
-import contextlib
-import importlib
-import importlib.util
-import io
 import pathlib
 import re
-import sys
-import traceback
 
 import mpmath
 import numpy as np
@@ -52,17 +53,11 @@ import numpy as np
 import ae
 from ae import numeric
 from ae.activations import from_letter
-from checks import candidate_optim, records
+from checks import candidate_optim, records, remote, sandbox
+from checks.loader import API, MODULES, EngineError, problem_with
 from checks.verify import VerifyError, verify
 
-MODULES = ("activations", "layers", "ffnet", "autoencoder")
-API = {
-    "layers": {"FCLayer": ("get_params_number", "get_weights", "set_weights", "set_direction", "forward",
-                           "backward", "Rp_forward", "Rp_backward", "get_activations")},
-    "ffnet": {"FFNet": ("set_weights", "get_weights", "set_direction", "compute_outputs", "compute_loss_grad",
-                        "compute_Rp_outputs", "compute_loss_Rp_grad", "get_activations")},
-    "autoencoder": {"Autoencoder": ("compute_loss", "compute_hessvec", "compute_gaussnewtonvec")},
-}
+__all__ = ["API", "MODULES", "EngineError", "Lab", "examine"]
 ACTIVATIONS = {"t": "Tanh", "s": "Sigmoid", "l": "Linear", "r": "Relu"}  # our letter -> name in the class
 THRESHOLD = 1e-12  # float64 arithmetic against exact: a few hundred eps of normwise error
 SAME = 1e-9  # a hypothesis explains a wrong result when it matches it this closely
@@ -71,62 +66,15 @@ FAILED = object()  # what Lab.call returns when the candidate's method raised
 MP_DPS = 50
 NETS = (([6, 4, 2, 4, 6], "tlts"), ([5, 3, 5], "st"))
 LAYER_COLUMNS = 5  # the batch of the layer checks: a per-layer 1/N is a factor 1/5 there
-# checks.verify refusing these for these reasons: the implementation's numbers are float64 whatever it is given
-NUMBER_TYPE_CHECKS = {"complex step": ("not complex-analytic",), "50 digits": ("does not compute in mpmath",)}
-NUMBER_TYPE_NAMES = {"complex step": "complex numbers lose their imaginary part",
-                     "50 digits": "mpmath numbers come back as float64"}
+# checks.verify refusing these checks for these reasons (the number type, not a bug): what rules them out
+NUMBER_TYPE_CHECKS = {
+    "complex step": ("not complex-analytic", "its complex-step checks (the implementation computes in real "
+                     "floats: complex numbers lose their imaginary part)"),
+    "complex step of grad": ("not complex-analytic", None),  # said with the complex step
+    "50 digits": ("float64 only", "its 50-digit checks (mpmath numbers are not carried to the candidate's worker)"),
+}
 STAGES = ("activation", "layout", "forward", "backward", "Rp_forward", "Rp_backward", "model", "verify",
           "optimizers")
-
-
-class EngineError(RuntimeError):
-    """The candidate cannot be examined at all (missing modules or methods); the message lists what."""
-
-
-def load(spec):
-    """{module name: module} of a candidate: a package (a name, or a folder with __init__.py) or a
-    folder of bare-name modules that import each other as ``import layers``."""
-    path = pathlib.Path(spec)
-    looks_like_a_path = "/" in str(spec) or str(spec).startswith(".") or path.suffix == ".py"
-    if looks_like_a_path and not path.is_dir():
-        raise EngineError(f"no such folder: {spec}" if not path.exists() else
-                          f"{spec} is a file: give the folder that holds activations.py, layers.py, ffnet.py, "
-                          "autoencoder.py, or a package name")
-    if not path.is_dir() and importlib.util.find_spec(str(spec).split(".")[0]) is None:
-        raise EngineError(f"no such folder or importable package: {spec}")
-    bare = path.is_dir() and not (path / "__init__.py").exists()
-    package = path.resolve().name if path.is_dir() and not bare else str(spec)
-    search = str(path.resolve() if bare else path.resolve().parent) if path.is_dir() else None
-    modules, problems = {}, []
-    if bare:
-        for name in MODULES:  # bare names: a candidate examined before must not answer for this one
-            sys.modules.pop(name, None)
-    if search:
-        sys.path.insert(0, search)
-    try:
-        for name in MODULES:
-            try:
-                modules[name] = importlib.import_module(name if bare else f"{package}.{name}")
-            except Exception as error:
-                problems.append(f"module {name}: cannot import ({type(error).__name__}: {error})")
-    finally:
-        if search:
-            sys.path.remove(search)
-        if bare:
-            for name in MODULES:
-                sys.modules.pop(name, None)
-    for module, classes in API.items():
-        for cls, methods in classes.items():
-            if module not in modules:
-                continue
-            found = getattr(modules[module], cls, None)
-            if found is None:
-                problems.append(f"{module}.{cls}: missing")
-                continue
-            problems += [f"{module}.{cls}.{m}: missing" for m in methods if not callable(getattr(found, m, None))]
-    if problems:
-        raise EngineError(f"{spec} does not offer the assignment's API:\n  " + "\n  ".join(problems))
-    return modules
 
 
 def activations_of(module):
@@ -135,7 +83,7 @@ def activations_of(module):
     for letter, name in ACTIVATIONS.items():
         for attr in dir(module):
             cls = getattr(module, attr)
-            if (isinstance(cls, type) and name.lower() in attr.lower() and "leaky" not in attr.lower()
+            if (remote.is_class(cls) and name.lower() in attr.lower() and "leaky" not in attr.lower()
                     and all(callable(getattr(cls, m, None)) for m in ("val", "deriv", "second_deriv"))):
                 found[letter] = cls
                 break
@@ -203,12 +151,11 @@ def diagnose_with_residual(theirs, exact, n=None, matrix=None, hypotheses=()):
 class Lab:
     """Runs the checks on one candidate and collects records; ``findings()`` says what failed, root first."""
 
-    def __init__(self, modules, name, seed=0, folder=None):
+    def __init__(self, modules, name, seed=0):
+        """``modules``: the candidate's modules as ``checks.remote`` proxies (``Session.modules``)."""
         self.modules, self.name, self.seed = modules, name, seed
-        self.folder = pathlib.Path(folder).resolve() if folder else None
         self.rng = np.random.default_rng(seed)
         self.records = []
-        self.output = io.StringIO()  # what the candidate printed
         self.activations = activations_of(modules["activations"])
         self.net = None  # the label of the net being examined, for the records
 
@@ -254,17 +201,20 @@ class Lab:
         self.records.append(record)
 
     def call(self, stage, where, fn, *args, layer=None, record=True, **keywords):
-        """fn(*args) with the candidate's prints kept apart, noting an exception (then FAILED is
-        returned: "not implemented" for NotImplementedError) or an argument changed in place.
-        ``record=False``: a prerequisite of the pass examined, whose own failure is recorded elsewhere."""
-        originals = [np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in args]
+        """fn(*args, **keywords) in the candidate's worker, noting an exception (then FAILED is returned: "not
+        implemented" for NotImplementedError), an argument changed in place, a crash, a time-out or an
+        answer that cannot be read.  ``record=False``: a prerequisite of the pass examined, whose own
+        failure is recorded elsewhere."""
         try:
-            with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
-                result = fn(*args, **keywords)
-        except Exception as error:
+            result, facts = remote.call(fn, *args, **keywords)
+        except remote.WorkerFailure as failure:
+            if record:
+                self.failure(stage, where, failure.quantity, failure.reason, layer, verdict=failure.verdict)
+            return FAILED
+        except remote.CandidateError as error:
             if not record:
                 return FAILED
-            frame = self.innermost(error)
+            frame = error.frame
             name = getattr(fn, "__qualname__", getattr(fn, "__name__", "?"))
             at = f" ({frame[0]})" if frame else ""
             if frame and frame[1] != name.split(".")[-1]:
@@ -276,22 +226,9 @@ class Lab:
             else:
                 self.failure(stage, where, "raised", f"raised {type(error).__name__}: {error}{at}", layer)
             return FAILED
-        for k, (given, original) in enumerate(zip(args, originals)):
-            if isinstance(given, np.ndarray) and not np.array_equal(given, original):
-                self.failure(stage, where, f"argument {k + 1} changed in place", "the caller's array was modified",
-                             layer)
+        for k in facts["changed"]:
+            self.failure(stage, where, f"argument {k + 1} changed in place", "the caller's array was modified", layer)
         return result
-
-    def innermost(self, error):
-        """('file:line: text', function name) of the innermost frame in the candidate's own files, or None."""
-        if self.folder is None:
-            return None
-        frames = [f for f in traceback.extract_tb(error.__traceback__)
-                  if pathlib.Path(f.filename).resolve().is_relative_to(self.folder)]
-        if not frames:
-            return None
-        f = frames[-1]
-        return f"{pathlib.Path(f.filename).name}:{f.lineno}: {(f.line or '').strip()}", f.name
 
     def accept_conventions(self):
         """Per-layer scaling that the model undoes is the candidate's convention, not an error: when every
@@ -420,10 +357,9 @@ class Lab:
         layer whose get_params_number() ignores use_bias=True is probed without a bias.
         """
         n_in, n_out = shape
-        linear = self.activations.get("l", ae.LinearActivationFunction)
-        with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
-            layer = self.modules["layers"].FCLayer(shape, linear(), use_bias=True)
-            size = layer.get_params_number()
+        linear = self.activations.get("l") or self.modules["stand_ins"].LinearActivationFunction
+        layer = self.modules["layers"].FCLayer(shape, linear(), use_bias=True)
+        size = layer.get_params_number()
         if size == n_out * (n_in + 1):
             bias = True
         elif size == n_out * n_in:
@@ -439,9 +375,8 @@ class Lab:
         for k in range(size):
             unit = np.zeros(size)
             unit[k] = 1
-            with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
-                layer.set_weights(unit)
-                U = np.asarray(layer.forward(probe.copy()), dtype=float)
+            layer.set_weights(unit)
+            U = np.asarray(layer.forward(probe.copy()), dtype=float)
             b = U[:, n_in]
             W = U[:, :n_in] - b[:, None]
             if bias and np.count_nonzero(b) == 1 and not W.any():
@@ -492,7 +427,7 @@ class Lab:
                 return
             ready, changed = True, []
             for before, argument in prerequisites[name]:
-                state = _arrays_of(layer)
+                state = remote.held_arrays(layer)
                 if self.call(name, f"{where} {before}", getattr(layer, before), argument.copy(), layer=k,
                              record=False) is FAILED:
                     self.records.append(records.cannot_run("engine", name, f"{before} raised first",
@@ -500,8 +435,8 @@ class Lab:
                     ready = False
                     break
                 if before == "Rp_forward":  # R-forward must leave what forward and backward stored
-                    changed = [a for a, v in state.items() if a in _arrays_of(layer)
-                               and not _same_array(_arrays_of(layer)[a], v)]
+                    after = remote.held_arrays(layer)
+                    changed = [a for a, v in state.items() if a in after and not _same_array(after[a], v)]
             if not ready:
                 continue
             result = self.call(name, f"{where} {name}", getattr(layer, name), arguments[name].copy(), layer=k)
@@ -671,40 +606,43 @@ class Lab:
 
     def verify_model(self, model, setter, X):
         """checks.verify on the candidate's own loss, gradient and Hv, in its own layout."""
-        def quiet(fn):
-            def wrapped(*args):
-                with contextlib.redirect_stdout(self.output), contextlib.redirect_stderr(self.output):
-                    return fn(*args)
-            return wrapped
-
-        @quiet
+        # set the weights and ask in one round trip; an object array of mpmath numbers raises ChannelError:
+        # it is not carried to the worker
         def fun(v):
-            setter(v)
-            return model.compute_loss(X)[0]
+            return remote.sequence((setter, [v]), (model.compute_loss, [X]))[0]
 
-        @quiet
         def grad(v):
-            setter(v)
-            return model.compute_loss(X)[1]
+            return remote.sequence((setter, [v]), (model.compute_loss, [X]))[1]
 
-        @quiet
         def hvp(v, p):
-            setter(v)
-            model.compute_loss(X)
-            return model.compute_hessvec(p)
+            return remote.sequence((setter, [v]), (model.compute_loss, [X]), (model.compute_hessvec, [p]))
+
+        def fun_many(points):  # one round trip for the points of one reference
+            calls = [call for v in points for call in ((setter, [v]), (model.compute_loss, [X]))]
+            return [loss for loss, _ in remote.sequence(*calls, every=True)[1::2]]
 
         getter = getattr(model, "get_weights", None) or getattr(model, "net", None).get_weights
         x = np.array(getter(), dtype=float)
         try:
-            result = verify(fun, x, grad=grad, hvp=hvp, seed=self.seed, name="model")
+            result = verify(fun, x, grad=grad, hvp=hvp, seed=self.seed, name="model", fun_many=fun_many)
         except VerifyError as error:
             self.failure("verify", "model", "verify", str(error))
             return
         finally:
-            quiet(setter)(x)
+            self.call("verify", "model set_weights", setter, x, record=False)
         for record in result.records:
             self.records.append({**record, "stage": "verify", "where": f"model ({record['check']})",
                                  "layer": None, "engine": self.name, "net": self.net})
+
+    def guarded(self, check, *args):
+        """check(*args); an attribute read outside ``call`` (``model.net``) that raises or loses the worker
+        ends that check with a finding."""
+        try:
+            check(*args)
+        except remote.WorkerFailure as failure:
+            self.failure("model", "model", failure.quantity, failure.reason, verdict=failure.verdict)
+        except remote.CandidateError as error:
+            self.failure("model", "model", "raised", f"raised {type(error).__name__}: {error}")
 
     def run(self):
         self.check_activations()
@@ -720,25 +658,23 @@ class Lab:
                 try:
                     layouts.append(self.layout(k, shape))
                 except Exception as error:  # probing degrades: this layer is left out, the rest is examined
-                    reason = f"probing found that {error}" if isinstance(error, EngineError) else (
-                        f"probing raised {type(error).__name__}: {error}")
-                    self.failure("layout", f"layer {k}", "weight layout", reason, k)
+                    reason = (f"probing found that {error}" if isinstance(error, EngineError) else
+                              f"probing: {error}" if isinstance(error, remote.WorkerFailure) else
+                              f"probing raised {type(error).__name__}: {error}")
+                    verdict = error.verdict if isinstance(error, remote.WorkerFailure) else "fail"
+                    self.failure("layout", f"layer {k}", "weight layout", reason, k, verdict=verdict)
                     layouts.append(None)
-            self.check_layers(widths, letters, layouts)
+            self.guarded(self.check_layers, widths, letters, layouts)
             if None in layouts:
                 self.records.append(records.cannot_run(
                     "engine", "model", "the weight layout of a layer could not be probed",
                     self.context("model", "model")))
             else:
-                self.check_model(widths, letters, layouts)
+                self.guarded(self.check_model, widths, letters, layouts)
                 if (widths, wanted) == NETS[-1]:  # the smallest net: a few epochs of each optimizer
-                    candidate_optim.check(self, widths, letters, layouts)
+                    self.guarded(candidate_optim.check, self, widths, letters, layouts)
         self.accept_conventions()
         return self.records
-
-
-def _arrays_of(obj):
-    return {name: value for name, value in vars(obj).items() if isinstance(value, np.ndarray)}
 
 
 def _same_array(a, b):
@@ -764,22 +700,21 @@ def _explains(root, record):
 
 
 def _refused_number_type(r):
-    """Whether a record is checks.verify refusing the complex step or 50 digits for the number type."""
+    """Whether a record is checks.verify refusing a check for the number type the candidate computes in."""
     return (r["verdict"] == "cannot run" and r["stage"] == "verify" and r["check"] in NUMBER_TYPE_CHECKS
-            and any(reason in r["reason"] for reason in NUMBER_TYPE_CHECKS[r["check"]]))
+            and NUMBER_TYPE_CHECKS[r["check"]][0] in r["reason"])
 
 
 def _number_type_note(found):
-    """One note for an implementation that computes in real floats whatever it is given, where
-    checks.verify refused the complex step or 50 digits (on every net): what that rules out, what stands in."""
-    refused = sorted({r["check"] for r in found if _refused_number_type(r)})
+    """One note, in place of a "cannot run" line per net and product, for the checks of checks.verify
+    refused for the number type: why, and what judged instead."""
+    refused = sorted({r["check"] for r in found if _refused_number_type(r) and NUMBER_TYPE_CHECKS[r["check"]][1]})
     if not refused:
         return []
-    given = "; ".join(NUMBER_TYPE_NAMES[check] for check in refused)
-    return [f"note: the implementation computes in real floats whatever it is given ({given}): checks.verify "
-            f"cannot run its {' and '.join(refused)} checks on the model's loss, gradient and Hv, which rest on "
-            "finite differences, Richardson extrapolation, the Taylor test and symmetry instead; the reference "
-            f"of every other stage is ae's engine at {MP_DPS} digits, unaffected"]
+    without = " and ".join(NUMBER_TYPE_CHECKS[check][1] for check in refused)
+    return [f"note: checks.verify judged the model's loss, gradient and Hv without {without}: finite differences, "
+            "Richardson extrapolation, references from the loss alone, the Taylor test and symmetry judged them "
+            f"instead; every other stage's reference is ae's engine at {MP_DPS} digits, unaffected"]
 
 
 def _merged_figure(found):
@@ -807,7 +742,7 @@ def _figure(r):
 
 def _line(r, quantities=None):
     net = f"[net {r['net']}] " if r.get("net") else ""
-    if r["quantity"] in ("raised", "not implemented"):
+    if r["quantity"] in ("raised", "not implemented", "crashed", "timed out", "malformed answer"):
         return f"{net}{r['where']}: {r['reason']}"
     what = r.get("diagnosis") or r.get("reason") or _figure(r)
     if r.get("convention"):
@@ -824,14 +759,18 @@ def engine_name(spec):
     return pathlib.Path(spec).resolve().name if pathlib.Path(spec).is_dir() else str(spec).replace("/", "_")
 
 
-def examine(spec, seed=0):
-    """(records, findings, output) of the whole lab on a candidate; EngineError if its API is incomplete."""
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):  # prints at import time
-        modules = load(spec)
-    path = pathlib.Path(spec)
-    folder = path if path.is_dir() else pathlib.Path(modules["layers"].__file__).parent
-    lab = Lab(modules, engine_name(spec), seed, folder=folder)
-    lab.output.write(buffer.getvalue())
-    lab.run()
-    return lab.records, lab.findings(), lab.output.getvalue(), lab.summary()
+def examine(spec, seed=0, limits=None):
+    """(records, findings, output, summary) of the whole lab on a candidate, its code run in a worker
+    (``checks.remote``) with ``limits`` (``call_seconds`` a call; ``env`` the variables it is given);
+    ``output`` is what it printed; ``summary["round_trips"]`` counts the calls that crossed to the worker.
+    EngineError if there is no candidate or its API is incomplete."""
+    problem = problem_with(spec)
+    if problem:
+        raise EngineError(problem)
+    session = remote.Session(spec, limits or sandbox.Limits())
+    try:
+        lab = Lab(session.modules, engine_name(spec), seed)
+        lab.run()
+    finally:
+        output = session.close()
+    return lab.records, lab.findings(), output, {**lab.summary(), "round_trips": session.round_trips}

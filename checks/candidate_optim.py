@@ -22,7 +22,6 @@ same weights on the same model ends where the first did).  A wrong run is diagno
 classic bugs (no bias correction, an epoch too many or too few, L2 of the wrong sign or missing).
 """
 
-import inspect
 import itertools
 import re
 
@@ -154,12 +153,10 @@ def bug_hypotheses(rule, epochs, l2):
 
 
 def _takes(fn, name):
-    """Whether fn takes the keyword ``name``; None where its signature cannot be read (a proxy)."""
-    try:
-        parameters = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return None
-    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    """Whether fn (a method in the candidate's worker) takes the keyword ``name``; None where its signature
+    cannot be read."""
+    parameters = fn.parameters()
+    return None if parameters is None else name in parameters or "**" in parameters
 
 
 class OptimizerCheck:

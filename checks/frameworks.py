@@ -10,7 +10,10 @@ claimed Hv, and runs ``checks.verify`` on the function itself.  The complex
 step runs fn on complex tensors where fn takes them (torch's matmul wants
 every operand complex: cast constants with ``.to(x.dtype)``); the claimed
 gradient is never taken at complex points, since autodiff there gives a
-conjugate (Wirtinger) derivative, not the analytic one.  Inputs in float32
+conjugate (Wirtinger) derivative, not the analytic one.  The Hv is judged
+entry by entry against the complex step of fn differenced along p (or
+differences of fn where fn takes no complex input), which needs no complex
+autograd; the table names it.  Inputs in float32
 (JAX without ``jax_enable_x64``) are named as such by verify, which then
 judges against float32's rounding and refuses the complex step.
 """
@@ -23,8 +26,16 @@ from checks.verify import VerifyError, verify
 
 def _real_only(x):
     if np.iscomplexobj(x) or np.asarray(x).dtype == object:
-        raise TypeError("autodiff gives the conjugate (Wirtinger) derivative at complex points and takes "
-                        "no mpmath numbers: the claim is made at real float points only")
+        raise TypeError("the framework's gradient is taken at real float points only")
+
+
+def _at_real_points(how):
+    """Marks a framework's gradient: verify then skips the complex step of it (autodiff at complex points
+    gives the conjugate derivative) and says so once; Hv is judged from the function itself."""
+    def mark(grad):
+        grad.real_points_only = how
+        return grad
+    return mark
 
 
 def verify_torch(fn, *tensors, **options):
@@ -52,6 +63,7 @@ def verify_torch(fn, *tensors, **options):
         with torch.no_grad():
             return fn(*split(x)).detach().numpy()
 
+    @_at_real_points("torch.autograd.grad")
     def grad(x):
         _real_only(x)
         inputs = split(x, requires_grad=True)
@@ -90,6 +102,7 @@ def verify_jax(fn, x, **options):
 
     gradient = jax.grad(fn)
 
+    @_at_real_points("jax.grad")
     def grad(v):
         _real_only(v)
         return np.asarray(gradient(as_input(v))).ravel()

@@ -8,33 +8,44 @@ The user's claims: ``grad(x)`` (the gradient), ``hvp(x, p)`` (H p),
 ``gnvp(x, p)`` with ``residual(x)`` (G p for G = J^T J, J the Jacobian of the
 residual vector r; for fun = 1/2 r.r this is fun's Gauss-Newton matrix), and
 ``jvp(x, v)`` / ``vjp(x, u)`` (J v and J^T u of the residual).  Every
-estimator that applies runs; one that cannot says why.
+estimator that applies runs; one that cannot says why.  ``fun_many(points)``,
+where given, is fun at each of a list of points in one call: the references
+from fun alone then ask for their points together (for a fun with a cost per
+call, such as one that runs in another process).
 
-Entry by entry.  The complex step (h = 1e-30) gives every partial derivative
-without cancellation: the gradient along each e_i, H p as the complex step of
-``grad``, J column by column (up to ``dense_limit`` entries); where fun
-computes in mpmath, 50-digit central differences along each e_i give the
-gradient too.  Each entry is judged against its own tolerance, never against
-the vector's norm, so a wrong small entry fails:
+Entry by entry, every reference from fun alone (never from a claim; checks/references.py).  The
+gradient: the complex step of fun along each e_i (h = 1e-30, no cancellation), or where fun is real-only
+Richardson's central differences, and where fun computes in mpmath 50-digit central differences.  Hv:
+the complex step of fun along e_i differenced along p, d/dt Im f(x + i h e_i + t p) / h, by Richardson
+over three steps (or, real-only, central differences in both), with its uncertainty measured.  The
+complex step and central differences of the claimed ``grad`` are a second, labelled opinion ("complex
+step of grad"), run only where that gradient passed; where Hv passes against fun's own derivatives but
+fails against grad's, the failure is the gradient's ("grad is wrong near x").  GNv: J^T J p with J
+column by column.  Every entry up to ``dense_limit`` (200 for references costing 6 or more evaluations);
+above it a seeded sample (the smallest, median and largest entry and random ones, checks/sampling.py)
+and Rademacher directions u, each one-entry error moving u.v by all of itself; the probability that a
+relative error in an entry drawn at random is caught is measured and printed.  Each entry is judged
+against its own tolerance, never against the vector's norm, so a wrong small entry fails:
 
-    |claim_i - reference_i| <= 8 (noise_i + eps (|claim_i| + |reference_i|))
+    |claim_i - reference_i| <= 8 (noise_i + eps (|claim_i| + |reference_i|)) + 2 uncertainty_i
 
-where noise_i, the rounding scale, is measured: the claim (and the
-reference) are evaluated again at 3 copies of x moved in their last bits
-(x_j (1 + u eps), u uniform in [-2, 2]); the largest change of entry i is the
-size of the rounding of its float evaluation (Moré and Wild's idea of
-measuring computational noise from nearby evaluations).  A claim within eps
-of the reference is "exact to working precision"; one within its noise is
-"right up to the rounding of its float evaluation"; beyond it, "wrong".
-The measured value is the worst entry's error over its tolerance (target 1).
+where noise_i, the rounding scale, is measured: the claim (and the reference) are evaluated again at 8
+copies of x moved in their last bits (x_j (1 + u eps), u uniform in [-2, 2]; Moré and Wild's idea) and
+at 4 pairs moved 2^-32 both ways, whose second difference shows rounding that cancellation hides from
+last-bit moves; an Hv's p is moved in its last bits too; each entry's noise is at least the median
+entry's relative noise.  A claim within eps of the reference is "exact to working precision"; one within
+its tolerance is "right up to the rounding of its float evaluation"; beyond it, "wrong".  The measured
+value is the worst entry's error over its tolerance (unit "x tolerance", target 1).
 
-Along directions.  Central differences and Richardson extrapolation at the
-best step of their own curves, 50-digit directional differences, the Taylor
-test (remainders of orders 2 and 3; a steeper slope is a vanishing next term),
-symmetry u.(Hv) = v.(Hu), the adjoint identity, p.Gp = |Jp|^2 >= 0.  Their
-errors are relative to max(|g| |p|, the variation of f over 1e-3 along p),
-less the claim's own noise along p, so a stationary point or a constant
-function is judged absolutely and no verdict rests on nan.
+Along directions.  Central differences and Richardson extrapolation at the step of least measured
+uncertainty (truncation from the neighbouring step, rounding over the step), judged against at least 4
+times that uncertainty, so a right derivative cannot fail them; 50-digit directional differences; the
+Taylor test (remainders of orders 2 and 3) fitted over 5 steps where the remainder is a straight line
+above round-off and below the remainder one term before (never across a cancellation, never beyond the
+expansion's radius); symmetry u.(Hv) = v.(Hu), the adjoint identity, p.Gp = |Jp|^2 >= 0.  Their errors
+are relative to max(|g| |p|, the variation of f over 1e-3 along p), less the claim's own noise along p,
+so a stationary point or a constant function is judged absolutely and no verdict rests on nan.  Each
+record carries its unit ("relative error", "slope deficit", "x tolerance").
 
 Honesty.  A step that leaves fun's domain (an exception or a non-finite
 value at x + h p) is dropped from that estimator's steps; the call aborts
@@ -46,12 +57,16 @@ complex-analytic: a TypeError, a ComplexWarning, a real result, a float32
 evaluation, or a complex step that disagrees with Richardson extrapolation
 beyond the finite differences' own spread.  The 50-digit checks are refused
 where fun does not compute in mpmath, including a float64 piece inside it
-(its 50-digit central differences at h = 1e-15 and 1e-22 then disagree).
+(its 50-digit central differences at h = 1e-15 and 1e-22 then disagree).  A
+reference that cannot run is said once, with what ran instead.  An entry whose
+reference is too uncertain (a domain edge or a kink within its steps) is left
+unjudged and counted, never passed on a tolerance as wide as the doubt.
 
 Detection power is measured, not claimed: the smallest, the median and the
 largest nonzero entry of the claim are planted with relative errors 1e-2
 ... 1e-14 in turn and the entrywise check is asked again; the smallest error
-caught (and every larger one) is reported for each.
+caught (and every larger one) is reported for each, or for an entry within
+its rounding of zero (a stationary point) the absolute error it would catch.
 """
 
 import math
@@ -61,16 +76,21 @@ import mpmath
 import numpy as np
 
 from ae import numeric
-from checks import records
-from checks.taylor import last_run, slope
+from checks import records, references, sampling
+from checks.references import H_COMPLEX
 
-H_COMPLEX = 1e-30
 H_MP, H_MP_SMALL, MP_DPS = 1e-15, 1e-22, 50
 SWEEP = np.logspace(-1, -12, 23)
 KINK_STEPS = np.logspace(0, -12, 25)  # the sweep and two larger steps: a kink out to Taylor's t <= 1/4 is seen
 DELTAS = [10.0**-k for k in range(2, 15)]
 ROUNDOFF_FACTOR = 8  # an entry's tolerance in units of its measured rounding scale
-JITTERS = 3  # copies of x moved in their last bits, to measure the rounding scale
+JITTERS = 8  # copies of x moved in their last bits, to measure the rounding scale of fun and the claims
+WIDE, WIDE_PAIRS = 2.0**-32, 4  # pairs of copies of x moved +-2^-32 relative: they show cancellation
+REFERENCE_JITTERS = 2  # the same for a reference (the complex step subtracts nothing: its rounding is small)
+# entries whose reference costs 6 evaluations of fun (Hv; the gradient of a real-only fun) are checked
+# every one up to this many, a sample above
+ENTRY_DIFFERENCES_LIMIT = 200
+USEFUL = 1e-3  # a reference more uncertain than this relative to the entry judges nothing
 VARIATION_STEP = 1e-3  # the step of the scale of directional checks at stationary points
 # entrywise checks are judged in units of each entry's tolerance (target 1); the rest as relative errors
 TARGETS = {"complex step": 1.0, "50 digits": 1.0, "central difference": 1e-8, "Richardson": 1e-9,
@@ -86,9 +106,8 @@ PRECISION_POWER = {"central difference": 2 / 3, "Richardson": 4 / 5, "50 digits,
 def target(check, eps=EPS):
     """The target of ``check`` for a function computed with unit roundoff ``eps``."""
     return TARGETS[check] * (eps / EPS) ** PRECISION_POWER.get(check, 0)
-# the 5 smallest steps above round-off: a longer window reaches steps where the next terms of the
-# expansion can cancel the one measured (a remainder crossing zero bends the fitted line)
-TAYLOR_WINDOW = 5
+# the Taylor test fits 5 steps whose remainder is a straight line: no step's own slope more than 0.25 off
+TAYLOR_WINDOW, STRAIGHT = 5, 0.25
 
 
 class VerifyError(ValueError):
@@ -162,10 +181,11 @@ def _normwise(claim, reference):
     return _relative(float(np.linalg.norm(claim - reference)), float(np.linalg.norm(reference)))
 
 
-def entrywise(claim, reference, noise, eps=EPS):
-    """(each entry's error over its tolerance, errors, tolerances); see the module docstring."""
+def entrywise(claim, reference, noise, eps=EPS, uncertainty=0.0):
+    """(each entry's error over its tolerance, errors, tolerances); see the module docstring.  The
+    reference's measured ``uncertainty`` (zero for the complex step) adds to the tolerance twice over."""
     errors = np.abs(claim - reference)
-    tolerances = ROUNDOFF_FACTOR * (noise + eps * (np.abs(claim) + np.abs(reference)))
+    tolerances = ROUNDOFF_FACTOR * (noise + eps * (np.abs(claim) + np.abs(reference))) + 2 * uncertainty
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(errors == 0, 0.0, errors / tolerances)
     return ratios, errors, tolerances
@@ -204,23 +224,25 @@ class Verification:
         return {q: r for q, (_, r) in out.items()}
 
     def table(self):
-        lines = [f"{'quantity':10} {'check':24} {'measured':>10} {'target':>9}  verdict"]
+        lines = [f"{'quantity':10} {'check':26} {'measured':>10} {'unit':15} {'target':>9}  verdict"]
         for r in self.records:
             if r["verdict"] == "cannot run":
-                lines.append(f"{r['quantity']:10} {r['check']:24} {'-':>10} {'-':>9}  cannot run: {r['reason']}")
+                lines.append(f"{r['quantity']:10} {r['check']:26} {'-':>10} {'':15} {'-':>9}  cannot run: "
+                             f"{r['reason']}")
                 continue
             where = f" (direction {r['direction']})" if "direction" in r else ""
+            if "rademacher" in r:
+                where = f" (Rademacher direction {r['rademacher']})"
             if "entry" in r:
-                where = (f" (worst entry {r['entry']}: off by {r['error']:.1e}, tolerance {r['tolerance']:.1e}; "
-                         f"{r['agreement']})")
-            lines.append(f"{r['quantity']:10} {r['check']:24} {r['measured']:10.2e} {r['threshold']:9.1e}  "
-                         f"{r['verdict']}{where}")
+                checked = f" of {r['checked']} checked" if r.get("checked", 0) < r.get("entries", 0) else ""
+                where = (f" (worst entry {r['entry']}{checked}: off by {r['error']:.1e}, tolerance "
+                         f"{r['tolerance']:.1e}; {r['agreement']})")
+            if "finding" in r:
+                where += f": {r['finding']}"
+            lines.append(f"{r['quantity']:10} {r['check']:26} {r['measured']:10.2e} {r.get('unit', ''):15} "
+                         f"{r['threshold']:9.1e}  {r['verdict']}{where}")
         for quantity, power in self.detection_power.items():
-            parts = [f"{where} " + ("nothing" if found["smallest_caught"] is None
-                                    else f"{found['smallest_caught']:.0e}")
-                     for where, found in power["entries"].items()]
-            lines.append(f"detection power, {quantity} ({power['check']}): a relative error in one entry is caught "
-                         f"down to: " + ", ".join(parts))
+            lines.append(f"detection power, {quantity} ({power['check']}): " + _power_line(power))
         return "\n".join(lines)
 
     def figure(self, folder):
@@ -230,6 +252,26 @@ class Verification:
         if not self.curves:
             raise ValueError("no gradient sweep ran: verify was given no grad")
         return error_vs_step(self.curves, "gradient", folder)
+
+
+def _power_line(power):
+    """What the detection power says, in words that hold at a stationary point too."""
+    if power.get("sampled"):
+        fractions = ", ".join(f"{p:.3g} at {delta:.0e}" for delta, p in power["fractions"].items())
+        return (f"a relative error in one entry drawn at random is caught with probability {fractions}; "
+                f"in every entry once it exceeds {power['absolute']:.1e} absolute")
+    if not power["entries"]:
+        return "the claim is zero: an absolute error in one entry is caught once it exceeds its tolerance"
+    parts = []
+    for where, found in power["entries"].items():
+        if found["smallest_caught"] is not None:
+            parts.append(f"{where} {found['smallest_caught']:.0e}")
+        elif "tolerance" in found:  # an entry within its own rounding of zero: only absolute errors count
+            parts.append(f"{where} (entry {found['value']:.1e}) only once off by more than {found['tolerance']:.1e} "
+                         "absolute")
+        else:
+            parts.append(f"{where} nothing")
+    return "a relative error in one entry is caught down to: " + ", ".join(parts)
 
 
 def _try(name, fn, *args):
@@ -254,10 +296,12 @@ def _mp_try(name, fn, *args):
     try:
         value = fn(*args)
     except Exception as error:
-        return None, f"{name} does not take object arrays of mpmath mpf: {type(error).__name__}: {error}"
+        return None, (f"{name} computes in float64 only (given mpmath numbers it raised {type(error).__name__}: "
+                      f"{str(error).splitlines()[0] if str(error) else ''}); the float64 references judged instead")
     first = np.asarray(value, dtype=object).ravel()[0]
     if not isinstance(first, mpmath.mpf):
-        return None, f"{name} does not compute in mpmath: given mpf it returned {type(first).__name__}"
+        return None, (f"{name} does not compute in mpmath: given mpf it returned {type(first).__name__}; the "
+                      "float64 references judged instead")
     return value, None
 
 
@@ -272,7 +316,13 @@ def _mp_central(fun, x_mp, p, h):
 
 
 class _Point:
-    """fun at x with what every estimator needs: its value, precision, rounding scale and jittered copies."""
+    """fun at x with what every estimator needs: its value, precision, rounding scale and jittered copies.
+
+    Two kinds of copies measure rounding.  Copies moved in their last bits (x_j (1 + u eps)) show rounding
+    that follows x's own bits.  They miss cancellation inside fun or a claim (exp(x) - 1 at small x: a 1e-19
+    move of x rarely changes the rounding of exp(x) near 1), so pairs moved WIDE both ways, x (1 +- w) with
+    w random of size WIDE, are added: their second difference (v(x + d) + v(x - d))/2 - v(x) cancels
+    the true change to first order and leaves the rounding of every intermediate value."""
 
     def __init__(self, fun, x, rng):
         self.fun, self.x = fun, x
@@ -280,14 +330,28 @@ class _Point:
         self.f0 = _scalar("fun", value)
         self.float32 = np.asarray(value).dtype == np.float32
         self.eps = float(np.finfo(np.float32).eps) if self.float32 else EPS
-        self.jittered = [x * (1 + rng.uniform(-2, 2, x.shape) * self.eps) for _ in range(JITTERS)]
-        values = [_at_step(fun, y) for y in self.jittered]
-        self.noise = max([abs(v - self.f0) for v in values if math.isfinite(v)], default=0.0)
+        self.factors = [1 + rng.uniform(-2, 2, x.shape) * self.eps for _ in range(JITTERS)]
+        self.jittered = [x * f for f in self.factors]
+        wide = [rng.uniform(-1, 1, x.shape) * WIDE for _ in range(WIDE_PAIRS)]
+        self.wide = [(x * (1 + w), x * (1 - w)) for w in wide]
+        self.noise = float(self.noise_of(lambda y: np.array([_at_step(fun, y)]), np.array([self.f0]))[0])
 
-    def noise_of(self, fn, value):
-        """The rounding scale of each entry of ``fn`` (a function of x): its largest change over the jitters."""
-        changes = [np.abs(np.asarray(fn(y), dtype=float).ravel() - value) for y in self.jittered]
-        return np.max(changes, axis=0)
+    def noise_of(self, fn, value, count=JITTERS, p=None, pairs=WIDE_PAIRS):
+        """The rounding scale of each entry of ``fn`` (a function of x, or of x and p where ``p`` is given:
+        p is then moved in its last bits too, which shows the rounding of a product such as A p): its largest
+        change over ``count`` jitters and the second differences over ``pairs`` wide pairs."""
+        def at(y, k):  # None where the copy leaves fn's domain (raises, or another shape)
+            moved = _vector_at_step(fn if p is None else lambda z: fn(z, p * self.factors[-1 - k]), y, value.size)
+            return np.full(value.size, np.nan) if moved is None else moved
+        changes = [np.abs(at(y, k) - value) for k, y in enumerate(self.jittered[:count])]
+        changes += [np.abs((at(up, k) + at(down, k)) / 2 - value) for k, (up, down) in enumerate(self.wide[:pairs])]
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an entry no copy could evaluate: all NaN
+            noise = np.nan_to_num(np.nanmax(changes, axis=0), nan=0.0) if changes else np.zeros_like(value)
+            # a rounded value's changes are whole units of its last place, often zero by chance: each entry's
+            # noise is at least the median entry's relative noise (the entries come from one computation)
+            relative = noise[value != 0] / np.abs(value[value != 0])
+        return np.maximum(noise, np.median(relative) * np.abs(value)) if relative.size > 1 else noise
 
     def variation(self, p):
         """|f(x + d p) - 2 f(x) + f(x - d p)| / d + |f(x + d p) - f(x - d p)| / 2d at the largest d <= 1e-3
@@ -325,8 +389,59 @@ class _Point:
         return None
 
 
+class _Judge:
+    """Collects the records of one verify call: a verdict, a cannot-run, a directional verdict that a kink
+    along its direction turns into "cannot judge", an entrywise verdict with its detection power."""
+
+    def __init__(self, point, context, kinks, dense_limit):
+        self.point, self.context, self.kinks, self.dense_limit = point, context, kinks, dense_limit
+        self.out, self.detection, self.said = [], {}, set()
+
+    def record(self, check, quantity, measured, threshold=None, **fields):
+        threshold = target(check, self.point.eps) if threshold is None else threshold
+        self.out.append(records.verdict(check, quantity, measured, threshold, self.context, **fields))
+
+    def cannot(self, check, quantity, reason, **fields):
+        self.out.append(records.cannot_run(check, quantity, reason, self.context, **fields))
+
+    def cannot_once(self, check, quantity, reason):
+        """A reference that cannot run is said once, not once per quantity."""
+        if reason not in self.said:
+            self.said.add(reason)
+            self.cannot(check, quantity, reason)
+
+    def along(self, check, quantity, k, measured, threshold=None, **fields):
+        if self.kinks[k] is not None:
+            self.cannot(check, quantity, f"cannot judge near a kink at distance ~{self.kinks[k]:.0e} along "
+                        f"direction {k}", direction=k)
+        else:
+            self.record(check, quantity, measured, threshold, direction=k, **fields)
+
+    def verdict_of(self, quantity):
+        verdicts = {r["verdict"] for r in self.out if r["quantity"] == quantity}
+        return "fail" if "fail" in verdicts else "pass" if "pass" in verdicts else None
+
+    def entries(self, check, quantity, claim, reference, noise, name, uncertainty=0.0, indices=None,
+                full_size=None, detect=True):
+        eps = self.point.eps
+        ratios, errors, tolerances = entrywise(claim, reference, noise, eps, uncertainty)
+        i = int(np.argmax(ratios))
+        exact = bool(np.all(errors <= ROUNDOFF_FACTOR * eps * (np.abs(claim) + np.abs(reference))))
+        agreement = ("exact to working precision" if exact else "right up to the rounding of its float evaluation"
+                     if ratios[i] <= 1 else "wrong")
+        entry = i if indices is None else int(indices[i])
+        self.record(check, quantity, float(ratios[i]), 1.0, entry=entry, error=float(errors[i]),
+                    tolerance=float(tolerances[i]), entries=int(claim.size if full_size is None else full_size),
+                    checked=int(claim.size), agreement=agreement, estimator=name, unit="x tolerance",
+                    relative=_normwise(claim, reference))
+        if detect:
+            self.detection[quantity] = _planted_power(
+                claim, lambda v: bool(np.any(entrywise(v, reference, noise, eps, uncertainty)[0] > 1)),
+                f"{check}, every entry", tolerances)
+
+
 def verify(fun, x, grad=None, hvp=None, gnvp=None, residual=None, jvp=None, vjp=None, directions=3, seed=0,
-           dense_limit=2000, name=None):
+           dense_limit=2000, name=None, fun_many=None):
     """Check the claimed derivatives of ``fun`` at ``x`` every way that applies; see the module docstring."""
     x = np.asarray(x)
     if x.ndim != 1 or x.dtype.kind not in "fiu" or x.size == 0:
@@ -342,56 +457,35 @@ def verify(fun, x, grad=None, hvp=None, gnvp=None, residual=None, jvp=None, vjp=
     point = _Point(fun, x, np.random.default_rng([seed, 1]))
     context = {"function": name or getattr(fun, "__name__", "fun"),
                "dtype": "float32" if point.float32 else "float64", "seed": seed, "n": n}
-    out, detection, curves = [], {}, {}
     kinks = {k: point.kink(p) for k, p in enumerate(ps)}
-
-    def judge(check, quantity, measured, **fields):
-        out.append(records.verdict(check, quantity, measured, target(check, point.eps), context, **fields))
-
-    def cannot(check, quantity, reason, **fields):
-        out.append(records.cannot_run(check, quantity, reason, context, **fields))
-
-    def judge_along(check, quantity, k, measured, **fields):
-        if kinks[k] is not None:
-            cannot(check, quantity, f"cannot judge near a kink at distance ~{kinks[k]:.0e} along direction {k}",
-                   direction=k)
-        else:
-            judge(check, quantity, measured, direction=k, **fields)
-
-    def judge_entries(check, quantity, claim, reference, noise, name):
-        ratios, errors, tolerances = entrywise(claim, reference, noise, point.eps)
-        i = int(np.argmax(ratios))
-        exact = bool(np.all(errors <= ROUNDOFF_FACTOR * point.eps * (np.abs(claim) + np.abs(reference))))
-        agreement = ("exact to working precision" if exact else "right up to the rounding of its float evaluation"
-                     if ratios[i] <= 1 else "wrong")
-        judge(check, quantity, float(ratios[i]), entry=i, error=float(errors[i]), tolerance=float(tolerances[i]),
-              entries=int(claim.size), agreement=agreement, estimator=name, relative=_normwise(claim, reference))
-        detection[quantity] = _planted_power(claim, lambda v: bool(np.any(entrywise(v, reference, noise,
-                                                                                     point.eps)[0] > 1)),
-                                             f"{check}, every entry")
-
+    judge = _Judge(point, context, kinks, dense_limit)
+    sample_rng = np.random.default_rng([seed, 2])  # the sampled entries and the Rademacher directions
+    curves = {}
     with mpmath.workdps(MP_DPS):  # does fun compute in mpmath? asked once, for every 50-digit check
         mp_reason = _mp_reason(fun, x, ps[0], point)
     complex_reason = _complex_reason(fun, x, ps, point, kinks)
+    inner = references.Inner(fun, x, complex_reason is None, point.eps, point.noise, point.f0, fun_many)
+    if complex_reason is not None and (grad is not None or hvp is not None):
+        judge.cannot_once("complex step", "gradient" if grad is not None else "Hv",
+                          f"{complex_reason}; central differences of fun ran instead")
     if grad is not None:
         g = _vector("grad(x)", _call("grad", grad, x), n)
-        curves = _gradient_checks(point, g, grad, ps, dense_limit, judge_along, judge_entries, cannot,
-                                  mp_reason, complex_reason)
+        curves = _gradient_checks(point, g, grad, ps, judge, inner, mp_reason, sample_rng)
     if hvp is not None:
-        _hessian_checks(point, grad, hvp, ps, judge, judge_along, judge_entries, cannot, mp_reason)
+        _hessian_checks(point, grad, hvp, ps, judge, inner, mp_reason, sample_rng)
     if gnvp is not None:
-        _gauss_newton_checks(point, residual, gnvp, ps, dense_limit, judge, judge_entries, cannot)
+        _gauss_newton_checks(point, residual, gnvp, ps, judge)
     if jvp is not None and vjp is not None:
         r0 = _vector("residual(x)", _call("residual", residual, x), None) if residual is not None else None
         for k, v in enumerate(ps):
             Jv = _vector("jvp(x, v)", _call("jvp", jvp, x, v), None if r0 is None else r0.size)
             u = rng.standard_normal(Jv.shape[0])
             JTu = _vector("vjp(x, u)", _call("vjp", vjp, x, u), n)
-            judge("adjoint", "J", _relative(abs(u @ Jv - JTu @ v), np.linalg.norm(u) * np.linalg.norm(Jv)),
-                  direction=k)
-    if not out:
+            judge.record("adjoint", "J", _relative(abs(u @ Jv - JTu @ v), np.linalg.norm(u) * np.linalg.norm(Jv)),
+                         direction=k, unit="relative error")
+    if not judge.out:
         raise VerifyError("nothing to verify: give grad, hvp, gnvp with residual, or jvp with vjp")
-    return Verification(out, detection, curves)
+    return Verification(judge.out, judge.detection, curves)
 
 
 def _mp_reason(fun, x, p, point):
@@ -444,24 +538,37 @@ def _complex_reason(fun, x, ps, point, kinks):
 
 
 def _taylor_slope(t, values, expansion, moved, point, claimed_noise=0.0):
-    """The slope of log |f(x + tp) - (the expansion's terms)| against log t, fitted over the last
-    TAYLOR_WINDOW contiguous steps whose remainder stands 100 times above its own rounding: eps times the
-    terms it is computed from (f(x + tp) and ``moved``, the rounding of x + tp, included, so
-    cancellation inside a remainder that is all round-off is seen), fun's measured noise, and the claims'
-    measured noise times the power of t they enter with.  NaN if no step does."""
-    remainder = values
-    for term in expansion:  # one list of terms makes both the remainder and its floor
-        remainder = remainder - term
-    remainder = np.abs(remainder)
+    """The slope of log |f(x + tp) - (the expansion's terms)| against log t, fitted over the
+    TAYLOR_WINDOW contiguous steps of smallest t where the remainder is a straight line (no step's own
+    slope more than STRAIGHT off the fit) standing 100 times above its own rounding: eps times the terms it
+    is computed from (f(x + tp) and ``moved``, the rounding of x + tp, included), fun's measured noise, and
+    the claims' measured noise times the power of t they enter with, and below the remainder one term
+    before (an expansion whose last term does not help is not converging there).  A window that straddles a
+    cancellation (two terms of the expansion crossing, a dip of the remainder) or reaches round-off is not
+    straight, so it is never fitted.  NaN if no window is straight."""
+    previous = values
+    for term in expansion[:-1]:  # one list of terms makes both the remainder and its floor
+        previous = previous - term
+    remainder, previous = np.abs(previous - expansion[-1]), np.abs(previous)
     floor = 100 * (point.eps * sum(np.abs(term) for term in [values, *expansion, moved]) + point.noise) + claimed_noise
-    # steps above 1/4 are kept out: there the next terms of the expansion still bend the slope
-    above = np.nonzero(np.isfinite(remainder) & (remainder >= floor) & (t <= 0.25))[0]
-    return slope(t, remainder, last_run(above, TAYLOR_WINDOW))
+    # steps above 1/4 are kept out: there the next terms of the expansion still bend the slope; and steps
+    # where the last term does not shrink the remainder (beyond the expansion's radius of convergence)
+    with np.errstate(invalid="ignore"):
+        usable = np.isfinite(remainder) & (remainder >= floor) & (t <= 0.25) & (remainder <= previous)
+    for end in range(len(t) - 1, TAYLOR_WINDOW - 2, -1):
+        window = np.arange(end - TAYLOR_WINDOW + 1, end + 1)
+        if not usable[window].all():
+            continue
+        logs, logr = np.log(t[window]), np.log(remainder[window])
+        fitted = float(np.polyfit(logs, logr, 1)[0])
+        if np.all(np.abs(np.diff(logr) / np.diff(logs) - fitted) <= STRAIGHT):
+            return fitted
+    return math.nan
 
 
-def _planted_power(claimed, caught, check):
+def _planted_power(claimed, caught, check, tolerances):
     """For the smallest, median and largest nonzero entry: the smallest relative error that ``caught``
-    flags (every larger one too)."""
+    flags (every larger one too), and the entry's tolerance (the absolute error it flags)."""
     magnitude = np.abs(claimed)
     nonzero = np.nonzero(magnitude)[0]
     out = {"check": check, "false_alarm": bool(caught(claimed)), "entries": {}}
@@ -476,57 +583,60 @@ def _planted_power(claimed, caught, check):
             if not caught(planted):
                 break
             smallest = delta
-        out["entries"][where] = {"entry": int(k), "smallest_caught": smallest}
+        out["entries"][where] = {"entry": int(k), "smallest_caught": smallest, "value": float(claimed[k]),
+                                 "tolerance": float(tolerances[k])}
     out["smallest_caught"] = out["entries"]["median"]["smallest_caught"]
     return out
 
 
-def _gradient_checks(point, g, grad, ps, dense_limit, judge_along, judge_entries, cannot, mp_reason,
-                     complex_reason):
+def _entry_indices(point, claim, limit, rng):
+    """Every entry up to ``limit`` entries, above it a seeded sample (smallest, median, largest, random)."""
+    return sampling.entries(np.abs(claim), point.x.size if point.x.size <= limit else sampling.SAMPLED, rng)
+
+
+def _gradient_checks(point, g, grad, ps, judge, inner, mp_reason, rng):
     fun, x, n, f0 = point.fun, point.x, point.x.size, point.f0
     claim_noise = point.noise_of(grad, g)
+    # the rounding of f at x + hp: fun's own noise, and fl(x + hp) moving f by about eps |x|.|g|
+    f_rounding = point.noise + point.eps * (abs(f0) + np.abs(x) @ np.abs(g))
 
     def central(p, h):
         return (_at_step(fun, x + h * p) - _at_step(fun, x - h * p)) / (2 * h)
 
     curves = {}
-    for k, p in enumerate(ps):  # central differences and Richardson, each at the best h of its own curve
+    for k, p in enumerate(ps):  # central differences and Richardson, each at the step of least uncertainty
         scale = max(np.linalg.norm(g) * np.linalg.norm(p), point.variation(p))
         allowance = ROUNDOFF_FACTOR * (claim_noise @ np.abs(p))
-
-        def error(estimate, p=p, allowance=allowance, scale=scale):
-            return _relative(max(0.0, abs(estimate - g @ p) - allowance), scale)
-
         estimates = np.array([central(p, h) for h in SWEEP])
         halves = np.array([central(p, h / 2) for h in SWEEP])
-        errors = np.array([error(e) if math.isfinite(e) else math.nan for e in estimates])
-        extrapolated = np.array([error((4 * e2 - e) / 3) if math.isfinite(e + e2) else math.nan
-                                 for e, e2 in zip(estimates, halves)])
-        for check, curve in (("central difference", errors), ("Richardson", extrapolated)):
-            if np.isnan(curve).all():
-                cannot(check, "gradient", "every step leaves fun's domain", direction=k)
-            else:
-                best = int(np.nanargmin(curve))
-                judge_along(check, "gradient", k, curve[best], step=float(SWEEP[best]))
+        extrapolated = (4 * halves - estimates) / 3
+        # each estimate's uncertainty, measured: its truncation (4/3 of its distance to the half step's, or
+        # the distance between neighbouring extrapolations) and its rounding (f's rounding over the step)
+        uncertainty = {"central difference": 4 / 3 * np.abs(estimates - halves) + f_rounding / SWEEP,
+                       "Richardson": np.abs(np.diff(extrapolated, append=np.nan)) + 3 * f_rounding / SWEEP}
+        for check, curve in (("central difference", estimates), ("Richardson", extrapolated)):
+            spread = uncertainty[check]
+            if np.isnan(spread).all():
+                judge.cannot(check, "gradient", "every step leaves fun's domain", direction=k)
+                continue
+            best = int(np.nanargmin(spread))
+            error = _relative(max(0.0, abs(curve[best] - g @ p) - allowance), scale)
+            # a right derivative cannot fail: the threshold is at least 4 times the estimate's own uncertainty
+            threshold = max(target(check, point.eps), 4 * _relative(spread[best], scale))
+            judge.along(check, "gradient", k, error, threshold=threshold, step=float(SWEEP[best]),
+                        unit="relative error")
         if k == 0:
+            def error(e, p=p, allowance=allowance, scale=scale):
+                return _relative(max(0.0, abs(e - g @ p) - allowance), scale) if math.isfinite(e) else math.nan
             forward = [(_at_step(fun, x + h * p) - f0) / h for h in SWEEP]
             curves = {"forward": {"h": SWEEP.tolist(), "error": [error(e) for e in forward]},
-                      "central": {"h": SWEEP.tolist(), "error": errors.tolist()}}
-    # the complex step, every entry
-    if complex_reason is not None:
-        cannot("complex step", "gradient", complex_reason)
-    else:
-        def cs_gradient(y, along):
-            return np.array([float(np.imag(np.asarray(fun(y + 1j * H_COMPLEX * e))).ravel()[0]) / H_COMPLEX
-                             for e in along])
-        if n <= dense_limit:
-            eye = np.eye(n)
-            reference = cs_gradient(x, eye)
-            judge_entries("complex step", "gradient", g, reference,
-                          claim_noise + point.noise_of(lambda y: cs_gradient(y, eye), reference),
-                          "complex step along each e_i")
-        else:
-            cannot("complex step", "gradient", f"n = {n} > dense_limit = {dense_limit}: no entrywise reference")
+                      "central": {"h": SWEEP.tolist(), "error": [error(e) for e in estimates]}}
+    # entry by entry from fun alone: the complex step (one evaluation an entry) or Richardson's differences
+    limit = judge.dense_limit if inner.complex_ok else min(judge.dense_limit, ENTRY_DIFFERENCES_LIMIT)
+    indices = _entry_indices(point, g, limit, rng)
+    _entries_and_directions(point, judge, inner, "gradient", g, claim_noise, indices, rng,
+                            lambda y, u: references.first(inner, y, u), grad_rows=True)
+    if inner.complex_ok:
         p = ps[0]
         curve_h = np.concatenate([SWEEP, np.logspace(-20, -300, 15)])
         scale = max(np.linalg.norm(g) * np.linalg.norm(p), point.variation(p))
@@ -535,78 +645,144 @@ def _gradient_checks(point, g, grad, ps, dense_limit, judge_along, judge_entries
             for h in curve_h]}
     # 50 digits, every entry
     if mp_reason is not None:
-        cannot("50 digits", "gradient", mp_reason)
-    elif n > dense_limit:
-        cannot("50 digits", "gradient", f"n = {n} > dense_limit = {dense_limit}: no entrywise reference")
-    else:
+        judge.cannot_once("50 digits", "gradient", mp_reason)
+    else:  # every entry up to ENTRY_DIFFERENCES_LIMIT (an mpmath evaluation is slow), a sample above
+        indices = _entry_indices(point, g, min(judge.dense_limit, ENTRY_DIFFERENCES_LIMIT), rng)
         with mpmath.workdps(MP_DPS):
             x_mp = numeric.to_mp(x)
             # the float of a 50-digit estimate is far more accurate than any float64 claim
-            reference = np.array([float(_mp_central(fun, x_mp, e, H_MP)) for e in np.eye(n)])
-        judge_entries("50 digits", "gradient", g, reference, claim_noise, "50-digit central differences along e_i")
+            reference = np.array([float(_mp_central(fun, x_mp, _unit(n, i), H_MP)) for i in indices])
+        where = "every entry" if indices.size == n else f"{indices.size} sampled entries of {n}"
+        judge.entries("50 digits", "gradient", g[indices], reference, claim_noise[indices],
+                      f"50-digit central differences along e_i, {where}", indices=indices, full_size=n,
+                      detect=indices.size == n)
     # Taylor: r1(t) = |f(x + tp) - f(x) - t g.p| shrinks as t^2
     for k, p in enumerate(ps):
         t = 2.0 ** -np.arange(0, 40)
         values = np.array([_at_step(fun, x + s * p) for s in t])
-        # fl(x + tp) is not x + tp: its rounding moves f by about eps |x|.|g|
-        moved = np.abs(x) @ np.abs(g)
+        moved = np.abs(x) @ np.abs(g)  # fl(x + tp) is not x + tp: its rounding moves f by about eps |x|.|g|
         noise_along = ROUNDOFF_FACTOR * (claim_noise @ np.abs(p))
         fitted = _taylor_slope(t, values, [f0, t * (g @ p)], moved, point, t * noise_along)
         if math.isnan(fitted):
-            cannot("Taylor", "gradient", "the remainder never rises above round-off at steps t <= 1/4 (fun is "
-                   "linear along p, or computed in too low a precision?)",
-                   direction=k)
+            judge.cannot("Taylor", "gradient", "the remainder is nowhere a straight line above round-off at steps "
+                         "t <= 1/4 (fun is linear along p, or computed in too low a precision?)", direction=k)
         else:
-            judge_along("Taylor", "gradient", k, max(0.0, 2 - fitted), slope=fitted)
+            judge.along("Taylor", "gradient", k, max(0.0, 2 - fitted), slope=fitted, unit="slope deficit")
     return curves
 
 
-def _hessian_checks(point, grad, hvp, ps, judge, judge_along, judge_entries, cannot, mp_reason):
+def _unit(n, i):
+    e = np.zeros(n)
+    e[i] = 1.0
+    return e
+
+
+def _entries_and_directions(point, judge, inner, quantity, claim, noise, indices, rng, reference_along,
+                            grad_rows=False, direction=None):
+    """Judge ``claim`` entry by entry (``indices``) and, where that is a sample, along Rademacher
+    directions, against ``reference_along(x, u)`` = (u.v, uncertainty) from fun alone; record the
+    detection power."""
+    x, n = point.x, point.x.size
+    pairs = [reference_along(x, _unit(n, i)) for i in indices]
+    reference = np.array([r for r, _ in pairs])
+    uncertainty = np.array([u for _, u in pairs])
+    label = "" if direction is None else f" along direction {direction}"
+    where = "every entry" if indices.size == n else f"{indices.size} sampled entries of {n}"
+    name = f"{inner.name}{label}, {where}" + ("" if grad_rows else ", differenced along p (from fun alone)")
+    # an entry whose reference is too uncertain to say anything (a domain edge, a kink or a fast change within
+    # the steps) is left unjudged, and counted, never passed on a tolerance as wide as the reference's doubt
+    with np.errstate(invalid="ignore"):
+        usable = np.isfinite(reference) & (uncertainty <= USEFUL * (np.abs(reference) + np.abs(claim[indices]))
+                                           + 1e-8 * np.max(np.abs(claim)))
+    if not usable.any():
+        judge.cannot(inner.check, quantity, f"{inner.name}{label} is too uncertain at every entry checked: fun "
+                     "leaves its domain, or changes too fast, within the steps")
+        return
+    every = indices.size == n
+    unjudged = int(indices.size - usable.sum())
+    indices, reference, uncertainty = indices[usable], reference[usable], uncertainty[usable]
+    if unjudged:
+        where += f" ({unjudged} left unjudged: their reference was too uncertain)"
+        name = f"{inner.name}{label}, {where}" + ("" if grad_rows else ", differenced along p (from fun alone)")
+    if grad_rows and inner.complex_ok:  # the complex step's rounding inside fun, measured at jittered copies
+        reference_noise = point.noise_of(
+            lambda y: np.array([reference_along(y, _unit(n, i))[0] for i in indices]), reference,
+            REFERENCE_JITTERS, pairs=2)
+        uncertainty = uncertainty + reference_noise
+    sub = claim[indices]
+    judge.entries(inner.check, quantity, sub, reference, noise[indices], name, uncertainty=uncertainty,
+                  indices=indices, full_size=n, detect=indices.size == n)
+    if every:
+        return
+    directional = []
+    for j, u in enumerate(sampling.rademacher(n, sampling.RADEMACHER, rng)):
+        value, spread = reference_along(x, u)
+        if not math.isfinite(value):
+            judge.cannot(inner.check, quantity, f"{inner.name} along Rademacher direction {j} is too uncertain: fun "
+                         "leaves its domain, or has a kink, within the steps", rademacher=j)
+            continue
+        if grad_rows and inner.complex_ok:
+            spread += point.noise_of(lambda y, u=u: np.array([reference_along(y, u)[0]]), np.array([value]),
+                                     REFERENCE_JITTERS, pairs=2)[0]
+        error = claim @ u - value
+        tolerance = ROUNDOFF_FACTOR * (noise @ np.abs(u) + point.eps * (np.abs(claim) @ np.abs(u) + abs(value))) \
+            + 2 * spread
+        directional.append((u, error, tolerance))
+        judge.record(inner.check, quantity, abs(error) / tolerance if error else 0.0, 1.0, unit="x tolerance",
+                     rademacher=j, estimator=f"u.v along a Rademacher direction u, {inner.name}{label}")
+    errors = sub - reference
+    tolerances = entrywise(sub, reference, noise[indices], point.eps, uncertainty)[2]
+    fractions = sampling.power(claim, directional, (indices, errors, tolerances))
+    judge.detection[quantity] = {"check": f"{inner.check}, {where} and {len(directional)} Rademacher directions",
+                                 "sampled": True, "fractions": fractions,
+                                 "absolute": sampling.caught_in_every_entry(directional)}
+
+
+def _second_opinion_reason(grad, judge):
+    """None if the references built from the claimed gradient may judge Hv, else why not."""
+    if grad is None:
+        return "no grad given; the references from fun alone judge Hv"
+    if judge.verdict_of("gradient") == "fail":
+        return ("it rests on the claimed gradient, which fails its own checks above; the references from fun "
+                "alone judge Hv")
+    return None
+
+
+def _hessian_checks(point, grad, hvp, ps, judge, inner, mp_reason, rng):
     fun, x, n, f0 = point.fun, point.x, point.x.size, point.f0
     claims = [_vector("hvp(x, p)", _call("hvp", hvp, x, p), n) for p in ps]
-    noises = [point.noise_of(lambda y, p=p: hvp(y, p), claim) for p, claim in zip(ps, claims)]
+    # the identities compare directions: the last bits of x move them (as before the wide pairs)
+    noises = [point.noise_of(lambda y, p=p: hvp(y, p), claim, pairs=0) for p, claim in zip(ps, claims)]
+    # entry by entry the rounding of the product with p shows too: p moved in its last bits as well
+    entry_noises = [point.noise_of(hvp, claim, p=p) for p, claim in zip(ps, claims)]
     for k in range(len(ps) - 1):  # symmetry: u.(H v) = v.(H u)
         u, v = ps[k], ps[k + 1]
         allowance = ROUNDOFF_FACTOR * (np.abs(u) @ noises[k + 1] + np.abs(v) @ noises[k])
-        judge("symmetry", "Hv", _relative(max(0.0, abs(u @ claims[k + 1] - v @ claims[k]) - allowance),
-                                          np.linalg.norm(claims[k]) + np.linalg.norm(claims[k + 1])),
-              pair=[k, k + 1])
-    if grad is None:
-        cannot("complex step", "Hv", "no grad given: H p is the derivative of the gradient along p")
+        judge.record("symmetry", "Hv", _relative(max(0.0, abs(u @ claims[k + 1] - v @ claims[k]) - allowance),
+                                                 np.linalg.norm(claims[k]) + np.linalg.norm(claims[k + 1])),
+                     pair=[k, k + 1], unit="relative error")
+    # from fun alone: along direction 0 entry by entry (a sample above the limit), along the others the
+    # Rademacher directions' u.(Hp)
+    limit = min(judge.dense_limit, ENTRY_DIFFERENCES_LIMIT)
+    indices = _entry_indices(point, claims[0], limit, rng)
+    if judge.kinks[0] is not None:
+        judge.cannot(inner.check, "Hv", f"cannot judge near a kink at distance ~{judge.kinks[0]:.0e} along "
+                     "direction 0", direction=0)
     else:
-        value, reason = _try("grad", grad, x + 1j * H_COMPLEX * ps[0])
-        if reason is None and point.float32:
-            reason = "grad computes in float32: the complex step needs float64"
-        if reason is not None:
-            cannot("complex step", "Hv", reason)
-        else:
-            def cs_hv(y, p):
-                return np.imag(np.asarray(grad(y + 1j * H_COMPLEX * p), dtype=complex)).ravel() / H_COMPLEX
-            for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
-                reference = cs_hv(x, p)
-                quantity_noise = noise + point.noise_of(lambda y, p=p: cs_hv(y, p), reference)
-                if k == 0:
-                    judge_entries("complex step", "Hv", claim, reference, quantity_noise,
-                                  "complex step of grad along p, direction 0")
-                else:
-                    ratios = entrywise(claim, reference, quantity_noise, point.eps)[0]
-                    judge("complex step", "Hv", float(ratios.max()), direction=k, entries=n,
-                          relative=_normwise(claim, reference))
-        for k, (p, claim) in enumerate(zip(ps, claims)):
-            errors = []
-            for h in SWEEP:
-                up, down = _vector_at_step(grad, x + h * p, n), _vector_at_step(grad, x - h * p, n)
-                if up is None or down is None:  # the step left grad's domain
-                    continue
-                estimate = (up - down) / (2 * h)
-                errors.append(_relative(np.linalg.norm(claim - estimate), np.linalg.norm(claim)))
-            if errors:
-                judge_along("central difference", "Hv", k, min(errors))
-            else:
-                cannot("central difference", "Hv", "every step leaves grad's domain", direction=k)
+        jittered = point.jittered[:REFERENCE_JITTERS]
+        _entries_and_directions(point, judge, inner, "Hv", claims[0], entry_noises[0], indices, rng,
+                                lambda y, u: references.mixed(inner, y, u, ps[0], jittered), direction=0)
+    # a second opinion from the claimed gradient, labelled as such
+    reason = _second_opinion_reason(grad, judge)
+    if reason is not None:
+        judge.cannot("from the claimed grad", "Hv", reason)
+    else:
+        start = len(judge.out)
+        _hessian_from_grad(point, grad, ps, claims, entry_noises, judge)
+        _blame_the_gradient(judge, inner, judge.out[start:])
     # 50 digits: p.Hp from fun alone, a second difference in mpmath
     if mp_reason is not None:
-        cannot("50 digits", "Hv", mp_reason)
+        judge.cannot_once("50 digits, p.Hp", "Hv", mp_reason)
     else:
         with mpmath.workdps(MP_DPS):
             x_mp = numeric.to_mp(x)
@@ -618,45 +794,98 @@ def _hessian_checks(point, grad, hvp, ps, judge, judge_along, judge_entries, can
                 # the second difference's own rounding at 50 digits, and the claim's along p
                 allowance = 4 * 10.0 ** -MP_DPS * abs(f0) / 1e-24 + ROUNDOFF_FACTOR * (noise @ np.abs(p))
                 error = max(0.0, float(abs(pHp - numeric.to_mp(claim) @ p_mp)) - allowance)
-                judge("50 digits, p.Hp", "Hv", _relative(error, max(np.linalg.norm(claim), point.variation(p) / 1e-3)),
-                      direction=k, estimator="p.Hp")
-    if grad is not None:  # Taylor to order 3 along each direction
-        g = _vector("grad(x)", grad(x), n)
-        g_noise = point.noise_of(grad, g)
+                judge.record("50 digits, p.Hp", "Hv",
+                             _relative(error, max(np.linalg.norm(claim), point.variation(p) / 1e-3)),
+                             direction=k, estimator="p.Hp", unit="relative error")
+    # Taylor to order 3 along each direction, with g.p from fun alone (the claimed gradient is not used)
+    for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
+        gp, gp_uncertainty = references.first(inner, x, p)
+        if not math.isfinite(gp):
+            judge.cannot("Taylor", "Hv", "fun leaves its domain at the steps that give g.p", direction=k)
+            continue
+        t = 2.0 ** -np.arange(0, 40)
+        values = np.array([_at_step(fun, x + s * p) for s in t])
+        # fl(x + tp) is not x + tp: its rounding moves f by about eps |x| |g.p| / |p| + t |x|.|H p|
+        moved = np.abs(x).sum() * abs(gp) + t * (np.abs(x) @ np.abs(claim))
+        claimed = t * gp_uncertainty + ROUNDOFF_FACTOR * t * t / 2 * (noise @ np.abs(p))
+        fitted = _taylor_slope(t, values, [f0, t * gp, t * t / 2 * (p @ claim)], moved, point, claimed)
+        if math.isnan(fitted):
+            judge.cannot("Taylor", "Hv", "the remainder is nowhere a straight line above round-off at steps "
+                         "t <= 1/4 (fun is quadratic along p, or computed in too low a precision?)", direction=k)
+        else:
+            judge.along("Taylor", "Hv", k, max(0.0, 3 - fitted), slope=fitted, unit="slope deficit")
+
+
+def _blame_the_gradient(judge, inner, second_opinion):
+    """Where Hv passes against fun's own derivatives but not against the claimed gradient's, the gradient
+    is what is wrong (near x: its derivative is not fun's H p): those records become the gradient's."""
+    from_fun = {r["verdict"] for r in judge.out if r["quantity"] == "Hv" and r["check"] == inner.check}
+    if from_fun != {"pass"}:
+        return
+    for r in second_opinion:
+        if r["verdict"] == "fail":
+            r["quantity"] = "gradient"
+            r["finding"] = (f"the claimed gradient's derivative along p is not the Hv that the {inner.name} "
+                            "confirms: grad is wrong near x")
+
+
+def _hessian_from_grad(point, grad, ps, claims, noises, judge):
+    """Hv against the complex step and central differences of the claimed gradient: a second opinion,
+    run only where that gradient passed its own checks."""
+    x, n = point.x, point.x.size
+    framework = getattr(grad, "real_points_only", None)  # a framework's autodiff (checks.frameworks)
+    if framework is not None:
+        complex_reason = f"{framework} is taken at real points only"
+    else:
+        complex_reason = _try("grad", grad, x + 1j * H_COMPLEX * ps[0])[1]
+    if complex_reason is None and point.float32:
+        complex_reason = "grad computes in float32: the complex step needs float64"
+    if complex_reason is not None:
+        judge.cannot("complex step of grad", "Hv", f"{complex_reason}; the references from fun alone judged Hv instead")
+    else:
+        def cs_hv(y, p):
+            return np.imag(np.asarray(grad(y + 1j * H_COMPLEX * p), dtype=complex)).ravel() / H_COMPLEX
         for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
-            t = 2.0 ** -np.arange(0, 40)
-            values = np.array([_at_step(fun, x + s * p) for s in t])
-            # fl(x + tp) is not x + tp: its rounding moves f by about eps |x|.|g + t H p|
-            moved = np.abs(x) @ np.abs(g) + t * (np.abs(x) @ np.abs(claim))
-            claimed = ROUNDOFF_FACTOR * (t * (g_noise @ np.abs(p)) + t * t / 2 * (noise @ np.abs(p)))
-            fitted = _taylor_slope(t, values, [f0, t * (g @ p), t * t / 2 * (p @ claim)], moved, point, claimed)
-            if math.isnan(fitted):
-                cannot("Taylor", "Hv", ("the remainder never rises above round-off at steps t <= 1/4 (fun is quadratic "
-                        "along p, or computed in too low a precision?)"),
-                       direction=k)
-            else:
-                judge_along("Taylor", "Hv", k, max(0.0, 3 - fitted), slope=fitted)
+            reference = cs_hv(x, p)
+            quantity_noise = noise + point.noise_of(lambda y, p=p: cs_hv(y, p), reference, REFERENCE_JITTERS, pairs=2)
+            ratios = entrywise(claim, reference, quantity_noise, point.eps)[0]
+            judge.record("complex step of grad", "Hv", float(ratios.max()), 1.0, direction=k, entries=n,
+                         unit="x tolerance", estimator="complex step of the claimed gradient along p",
+                         relative=_normwise(claim, reference))
+    for k, (p, claim) in enumerate(zip(ps, claims)):
+        errors = []
+        for h in SWEEP:
+            up, down = _vector_at_step(grad, x + h * p, n), _vector_at_step(grad, x - h * p, n)
+            if up is None or down is None:  # the step left grad's domain
+                continue
+            estimate = (up - down) / (2 * h)
+            errors.append(_relative(np.linalg.norm(claim - estimate), np.linalg.norm(claim)))
+        if errors:
+            judge.along("central difference of grad", "Hv", k, min(errors),
+                        threshold=target("central difference", point.eps), unit="relative error")
+        else:
+            judge.cannot("central difference of grad", "Hv", "every step leaves grad's domain", direction=k)
 
 
-def _gauss_newton_checks(point, residual, gnvp, ps, dense_limit, judge, judge_entries, cannot):
+def _gauss_newton_checks(point, residual, gnvp, ps, judge):
     x, n = point.x, point.x.size
     r0 = _vector("residual(x)", _call("residual", residual, x), None)  # a clear error for a bad residual first
     claims = [_vector("gnvp(x, p)", _call("gnvp", gnvp, x, p), n) for p in ps]
-    noises = [point.noise_of(lambda y, p=p: gnvp(y, p), claim) for p, claim in zip(ps, claims)]
+    noises = [point.noise_of(lambda y, p=p: gnvp(y, p), claim, pairs=0) for p, claim in zip(ps, claims)]
     for k in range(len(ps) - 1):
         u, v = ps[k], ps[k + 1]
         allowance = ROUNDOFF_FACTOR * (np.abs(u) @ noises[k + 1] + np.abs(v) @ noises[k])
-        judge("symmetry", "GNv", _relative(max(0.0, abs(u @ claims[k + 1] - v @ claims[k]) - allowance),
-                                           np.linalg.norm(claims[k]) + np.linalg.norm(claims[k + 1])),
-              pair=[k, k + 1])
+        judge.record("symmetry", "GNv", _relative(max(0.0, abs(u @ claims[k + 1] - v @ claims[k]) - allowance),
+                                                  np.linalg.norm(claims[k]) + np.linalg.norm(claims[k + 1])),
+                     pair=[k, k + 1], unit="relative error")
     for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
         below = max(0.0, -(p @ claim) - ROUNDOFF_FACTOR * (noise @ np.abs(p)))
-        judge("PSD", "GNv", _relative(below, np.linalg.norm(claim)), direction=k)
+        judge.record("PSD", "GNv", _relative(below, np.linalg.norm(claim)), direction=k, unit="relative error")
     value, reason = _try("residual", residual, x + 1j * H_COMPLEX * ps[0])
     if reason is None and point.float32:
         reason = "residual computes in float32: the complex step needs float64"
     if reason is not None:
-        cannot("complex step", "GNv", reason)
+        judge.cannot("complex step", "GNv", reason)
         return
 
     def jacobian_times(y, p):
@@ -665,15 +894,16 @@ def _gauss_newton_checks(point, residual, gnvp, ps, dense_limit, judge, judge_en
     for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
         Jp = jacobian_times(x, p)
         allowance = ROUNDOFF_FACTOR * (noise @ np.abs(p)) + 4 * r0.size * point.eps * (Jp @ Jp)
-        judge("p.Gp = |Jp|^2", "GNv", _relative(max(0.0, abs(p @ claim - Jp @ Jp) - allowance),
-                                                np.linalg.norm(claim) + Jp @ Jp), direction=k)
-    if n > dense_limit:
-        cannot("complex step", "GNv", f"n = {n} > dense_limit = {dense_limit}: no entrywise reference")
+        judge.record("p.Gp = |Jp|^2", "GNv", _relative(max(0.0, abs(p @ claim - Jp @ Jp) - allowance),
+                                                       np.linalg.norm(claim) + Jp @ Jp), direction=k,
+                     unit="relative error")
+    if n > judge.dense_limit:
+        judge.cannot("complex step", "GNv", f"n = {n} > dense_limit = {judge.dense_limit}: no entrywise reference; "
+                     "p.Gp = |Jp|^2 judged it along each direction")
         return
-    eye = np.eye(n)
 
     def gauss_newton(y, p):
-        J = np.stack([jacobian_times(y, e) for e in eye], axis=1)  # r.size x n
+        J = np.stack([jacobian_times(y, _unit(n, i)) for i in range(n)], axis=1)  # r.size x n
         return J.T @ (J @ p), np.abs(J).T @ (np.abs(J) @ np.abs(p))
 
     for k, (p, claim, noise) in enumerate(zip(ps, claims, noises)):
@@ -682,12 +912,12 @@ def _gauss_newton_checks(point, residual, gnvp, ps, dense_limit, judge, judge_en
         reference_noise = (r0.size + n) * point.eps * magnitude
         if k == 0:
             reference_noise = reference_noise + np.abs(gauss_newton(point.jittered[0], p)[0] - reference)
-            judge_entries("complex step", "GNv", claim, reference, noise + reference_noise,
+            judge.entries("complex step", "GNv", claim, reference, noise + reference_noise,
                           "J^T J p, J by complex steps, direction 0")
         else:
             ratios = entrywise(claim, reference, noise + reference_noise, point.eps)[0]
-            judge("complex step", "GNv", float(ratios.max()), direction=k, entries=n,
-                  relative=_normwise(claim, reference))
+            judge.record("complex step", "GNv", float(ratios.max()), 1.0, direction=k, entries=n, unit="x tolerance",
+                         relative=_normwise(claim, reference))
 
 
 def assert_verified(fun, x, **kwargs):

@@ -136,19 +136,21 @@ def damaged(folder, name, content):
 
 
 def corrupt_deflate(raw):
-    packed = bytearray(gzip.compress(raw))
+    packed = bytearray(gzip.compress(raw, mtime=0))
     packed[len(packed) // 2: len(packed) // 2 + 8] = b"\xff" * 8  # a valid header, a broken stream
     return bytes(packed)
 
 
+# mtime=0: the same bytes (and test ids) in every pytest worker, whatever second each collects in
 @pytest.mark.parametrize("name, content, match", [
-    ("train-images-idx3-ubyte.gz", gzip.compress(idx_bytes(np.zeros((60, 32, 32)))), "32x32 pixels"),
-    ("t10k-images-idx3-ubyte.gz", gzip.compress(idx_bytes(np.zeros((20, 28, 27)))), "28x27 pixels"),
-    ("train-images-idx3-ubyte.gz", gzip.compress(idx_bytes(np.zeros((0, 28, 28)))), "holds 0 items"),
+    ("train-images-idx3-ubyte.gz", gzip.compress(idx_bytes(np.zeros((60, 32, 32))), mtime=0), "32x32 pixels"),
+    ("t10k-images-idx3-ubyte.gz", gzip.compress(idx_bytes(np.zeros((20, 28, 27))), mtime=0), "28x27 pixels"),
+    ("train-images-idx3-ubyte.gz", gzip.compress(idx_bytes(np.zeros((0, 28, 28))), mtime=0), "holds 0 items"),
     ("t10k-labels-idx1-ubyte.gz", corrupt_deflate(idx_bytes(np.arange(20) % 10)), "corrupt gzip"),
     ("train-images-idx3-ubyte.gz", "a directory", "cannot be read"),
     ("t10k-labels-idx1-ubyte.gz", None, "no t10k-labels-idx1-ubyte or t10k-labels-idx1-ubyte.gz"),
-    ("train-labels-idx1-ubyte.gz", gzip.compress(idx_bytes(np.arange(59) % 10)), "has 60 images but .* 59 labels"),
+    ("train-labels-idx1-ubyte.gz", gzip.compress(idx_bytes(np.arange(59) % 10), mtime=0),
+     "has 60 images but .* 59 labels"),
 ])
 def test_bad_idx_data_is_one_line_exit_2_and_writes_nothing(tmp_path, mnist, capsys, name, content, match):
     damaged(mnist, name, content)

@@ -72,7 +72,8 @@ def test_correct_derivatives_pass_with_no_false_alarm(seed):
     ran = {(r["quantity"], r["check"]) for r in result.records if r["verdict"] == "pass"}
     for check in ("complex step", "50 digits", "central difference", "Richardson", "Taylor"):
         assert ("gradient", check) in ran, check
-    for check in ("complex step", "50 digits, p.Hp", "symmetry", "Taylor", "central difference"):
+    for check in ("complex step", "complex step of grad", "central difference of grad", "50 digits, p.Hp", "symmetry",
+                  "Taylor"):
         assert ("Hv", check) in ran, check
     for check in ("complex step", "p.Gp = |Jp|^2", "PSD", "symmetry"):
         assert ("GNv", check) in ran, check
@@ -129,6 +130,7 @@ def test_what_cannot_run_says_why_and_the_rest_still_runs():
         assert "fun is not complex-analytic" in reasons["complex step"], reasons
         assert result.passed, result.table()  # central differences, Richardson and Taylor still judge it
     assert "fun does not compute in mpmath: given mpf it returned float" in reasons["50 digits"]
+    assert "central differences of fun ran instead" in reasons["complex step"]
 
     def conjugating(x):  # complex in, complex out, but not analytic
         r = problem.residual(x)
@@ -237,23 +239,27 @@ def test_the_table_says_what_each_record_and_the_detection_power_say():
     records = [
         {"quantity": "gradient", "check": "entrywise vs central", "measured": 0.25, "threshold": 1.0,
          "verdict": "pass", "entry": 3, "error": 2.5e-17, "tolerance": 1e-16,
-         "agreement": "exact to working precision"},
+         "agreement": "exact to working precision", "unit": "x tolerance"},
         {"quantity": "Hv", "check": "symmetry", "measured": 3e-15, "threshold": 1e-12, "verdict": "pass",
-         "direction": 1},
+         "direction": 1, "unit": "relative error"},
         {"quantity": "GNv", "check": "complex step", "verdict": "cannot run", "reason": "residual is not analytic"},
-        {"quantity": "loss", "check": "taylor", "measured": 2.0, "threshold": 1.5, "verdict": "fail"},
+        {"quantity": "loss", "check": "taylor", "measured": 2.0, "threshold": 1.5, "verdict": "fail",
+         "unit": "slope deficit"},
     ]
-    power = {"gradient": {"check": "complex step", "entries": {"smallest": {"smallest_caught": 1e-10},
-                                                                 "largest": {"smallest_caught": None}}}}
+    # at a stationary point an entry within its rounding of zero is caught by an absolute error only
+    power = {"gradient": {"check": "complex step", "entries": {
+        "smallest": {"smallest_caught": 1e-10},
+        "largest": {"smallest_caught": None, "value": 1e-15, "tolerance": 3e-15}}}}
     assert Verification(records, power, {}).table().splitlines() == [
-        "quantity   check                      measured    target  verdict",
-        "gradient   entrywise vs central       2.50e-01   1.0e+00  pass (worst entry 3: off by 2.5e-17, tolerance "
-        "1.0e-16; exact to working precision)",
-        "Hv         symmetry                   3.00e-15   1.0e-12  pass (direction 1)",
-        "GNv        complex step                      -         -  cannot run: residual is not analytic",
-        "loss       taylor                     2.00e+00   1.5e+00  fail",
+        "quantity   check                        measured unit               target  verdict",
+        "gradient   entrywise vs central         2.50e-01 x tolerance       1.0e+00  pass (worst entry 3: off by "
+        "2.5e-17, tolerance 1.0e-16; exact to working precision)",
+        "Hv         symmetry                     3.00e-15 relative error    1.0e-12  pass (direction 1)",
+        "GNv        complex step                        -                         -  cannot run: residual is not "
+        "analytic",
+        "loss       taylor                       2.00e+00 slope deficit     1.5e+00  fail",
         "detection power, gradient (complex step): a relative error in one entry is caught down to: smallest 1e-10, "
-        "largest nothing",
+        "largest (entry 1.0e-15) only once off by more than 3.0e-15 absolute",
     ]
 
 
@@ -316,12 +322,15 @@ def test_hv_symmetry_is_judged_for_every_consecutive_pair_of_directions():
     assert pairs == [[0, 1], [1, 2], [2, 3]]
 
 
-def test_hv_without_grad_says_the_complex_step_needs_the_gradient():
+def test_hv_without_grad_is_judged_from_fun_alone_and_says_the_second_opinion_needs_grad():
+    # the old behaviour (no entrywise check of Hv without grad) was the defect: a reference needs fun only
     problem = Problem(4)
     result = verify(problem.fun, problem.x, hvp=problem.hvp)
     assert [(r["check"], r["verdict"], r["reason"]) for r in result.records
             if r["quantity"] == "Hv" and r["verdict"] == "cannot run"] == [
-        ("complex step", "cannot run", "no grad given: H p is the derivative of the gradient along p")]
+        ("from the claimed grad", "cannot run", "no grad given; the references from fun alone judge Hv")]
+    assert any(r["check"] == "complex step" and r["verdict"] == "pass" and r["entries"] == 10
+               for r in result.records), result.table()
 
 
 def test_a_function_computed_through_python_floats_says_which_references_cannot_run():
@@ -339,10 +348,16 @@ def test_a_function_computed_through_python_floats_says_which_references_cannot_
     result = verify(fun, x, grad=grad, hvp=hvp)
     refused = {(r["check"], r["quantity"]): r["reason"] for r in result.records if r["verdict"] == "cannot run"}
     analytic = "is not complex-analytic: ComplexWarning: Casting complex values to real discards the imaginary part"
-    assert refused == {("complex step", "gradient"): f"fun {analytic}", ("complex step", "Hv"): f"grad {analytic}",
-                       ("50 digits", "gradient"): "fun does not compute in mpmath: given mpf it returned float",
-                       ("50 digits", "Hv"): "fun does not compute in mpmath: given mpf it returned float"}
+    # each reference that cannot run is said once, with what ran instead (the 50-digit line was said once
+    # per quantity before)
+    assert refused == {
+        ("complex step", "gradient"): f"fun {analytic}; central differences of fun ran instead",
+        ("complex step of grad", "Hv"): f"grad {analytic}; the references from fun alone judged Hv instead",
+        ("50 digits", "gradient"): "fun does not compute in mpmath: given mpf it returned float; the float64 "
+                                   "references judged instead"}
     assert result.passed  # finite differences, Richardson and the identities still judge it
+    judged = {(r["check"], r["quantity"]) for r in result.records if r["verdict"] == "pass" and "entry" in r}
+    assert judged == {("differences", "gradient"), ("differences", "Hv")}  # entry by entry, from fun alone
 
 
 def test_a_quadratic_says_why_the_taylor_test_of_hv_cannot_run():
@@ -350,15 +365,28 @@ def test_a_quadratic_says_why_the_taylor_test_of_hv_cannot_run():
     x = np.random.default_rng(5).standard_normal(6)
     result = verify(lambda x: 0.5 * x @ A @ x, x, grad=lambda x: A @ x, hvp=lambda x, p: A @ p)
     reasons = {r["reason"] for r in result.records if r["check"] == "Taylor" and r["quantity"] == "Hv"}
-    assert reasons == {"the remainder never rises above round-off at steps t <= 1/4 (fun is quadratic along p, "
-                       "or computed in too low a precision?)"}
+    assert reasons == {"the remainder is nowhere a straight line above round-off at steps t <= 1/4 (fun is "
+                       "quadratic along p, or computed in too low a precision?)"}
 
 
-def test_above_the_dense_limit_the_entrywise_references_say_they_cannot_run():
-    problem = Problem(1)
-    result = verify(problem.fun, problem.x, grad=problem.grad, hvp=problem.hvp, dense_limit=5)
-    refused = {(r["check"], r["quantity"], r["reason"]) for r in result.records if r["verdict"] == "cannot run"}
-    assert ("complex step", "gradient", "n = 10 > dense_limit = 5: no entrywise reference") in refused
+def test_above_the_dense_limit_a_sample_of_entries_and_rademacher_directions_are_judged_with_their_power():
+    # the old behaviour (above the limit no entry checked, no power stated) was the defect
+    from checks import sampling
+
+    problem = Problem(1, m=30, n=80)
+    result = verify(problem.fun, problem.x, grad=problem.grad, hvp=problem.hvp, dense_limit=40)
+    assert result.passed, result.table()
+    sampled = [r for r in result.records if r["check"] == "complex step" and "entry" in r]
+    assert [(r["quantity"], r["checked"], r["entries"]) for r in sampled] == [
+        ("gradient", sampling.SAMPLED, 80), ("Hv", sampling.SAMPLED, 80)]
+    rademacher = [r for r in result.records if "rademacher" in r]
+    assert len(rademacher) == 2 * sampling.RADEMACHER and all(r["verdict"] == "pass" for r in rademacher)
+    power = result.detection_power["gradient"]
+    assert power["sampled"] and power["fractions"][1e-6] == 1.0  # every entry: |u_k| = 1 for a Rademacher u
+    assert "caught with probability 1 at 1e-04, 1 at 1e-06" in result.table()
+    entry = median_entry(problem.grad(problem.x))
+    wrong = verify(problem.fun, problem.x, grad=planted(problem.grad, 1e-6, entry), dense_limit=40)
+    assert wrong.verdicts["gradient"] == "fail", wrong.table()
 
 
 def test_the_taylor_test_of_the_gradient_gives_its_slope_or_says_why_not():
@@ -369,8 +397,8 @@ def test_the_taylor_test_of_the_gradient_gives_its_slope_or_says_why_not():
     c = np.arange(1.0, 7.0)
     linear = verify(lambda x: c @ x, np.ones(6), grad=lambda x: c)
     assert {r["reason"] for r in linear.records if r["check"] == "Taylor"} == {
-        "the remainder never rises above round-off at steps t <= 1/4 (fun is linear along p, or computed in too "
-        "low a precision?)"}
+        "the remainder is nowhere a straight line above round-off at steps t <= 1/4 (fun is linear along p, or "
+        "computed in too low a precision?)"}
 
 
 def test_the_variation_along_p_is_the_docstring_s_two_differences():
@@ -426,7 +454,7 @@ def test_steps_that_leave_the_domain_of_fun_or_grad_are_named_not_raised():
             if "every step leaves" in r.get("reason", "")}
     assert left == {("central difference", "gradient", "every step leaves fun's domain"),
                     ("Richardson", "gradient", "every step leaves fun's domain"),
-                    ("central difference", "Hv", "every step leaves grad's domain")}, result.table()
+                    ("central difference of grad", "Hv", "every step leaves grad's domain")}, result.table()
 
 
 def test_a_grad_of_another_length_on_one_side_of_x_leaves_its_domain_there():
@@ -437,5 +465,6 @@ def test_a_grad_of_another_length_on_one_side_of_x_leaves_its_domain_there():
         return g[:-1] if y[0] > problem.x[0] + 1e-15 else g
 
     result = verify(problem.fun, problem.x, grad=grad, hvp=problem.hvp, directions=1)
-    assert [r["reason"] for r in result.records if r["check"] == "central difference" and r["quantity"] == "Hv"] == [
+    assert [r["reason"] for r in result.records if r["check"] == "central difference of grad"
+            and r["quantity"] == "Hv"] == [
         "every step leaves grad's domain"], result.table()
