@@ -119,3 +119,25 @@ def test_a_gradient_wrong_only_near_x_is_blamed_and_the_right_hv_still_passes():
     blamed = [r for r in result.records if "finding" in r]
     assert blamed and {r["quantity"] for r in blamed} == {"gradient"}
     assert "grad is wrong near x" in result.table()
+
+
+def test_a_grad_right_at_real_points_but_not_complex_analytic_is_not_blamed():
+    # scipy.special.jvp(0, x + 1e-30 i) at n = 2,000: its complex routine is off in the imaginary part, so
+    # the complex step of grad disagreed with the right Hv and the right gradient was failed; the central
+    # differences of the same grad agree, so it is that complex evaluation that is refused
+    x = np.random.default_rng(0).uniform(0.5, 20.0, 50)
+
+    def grad(y):  # right on real points; a wrong derivative in its imaginary part
+        return np.cos(y.real) + 2j * y.imag if np.iscomplexobj(y) else np.cos(y)
+
+    def hvp(y, p):
+        return -np.sin(y) * p
+
+    result = verify(lambda y: np.sum(np.sin(y)), x, grad=grad, hvp=hvp)
+    assert result.verdicts == {"gradient": "pass", "Hv": "pass"}, result.table()
+    refused = [r for r in result.records if r["check"] == "complex step of grad"]
+    assert refused and all(r["verdict"] == "cannot run" and "not complex-analytic as computed" in r["reason"]
+                           for r in refused)
+    # a grad wrong at real points too is still blamed
+    wrong = verify(lambda y: np.sum(np.sin(y)), x, grad=planted(np.cos, 1e-6, 3), hvp=hvp)
+    assert wrong.verdicts["gradient"] == "fail", wrong.table()
