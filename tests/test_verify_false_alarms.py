@@ -1,4 +1,4 @@
-"""checks.verify must not fail a right derivative: each false alarm an outside trial reported, rebuilt
+"""checks.verify must not fail a right derivative: the kinds of right derivative that are hard to judge, built
 here (a right Hv beside a wrong gradient, a Taylor window straddling a cancellation, central differences
 at a minimum where |g| ~ 1e-10, a claim whose rounding only cancellation shows), with the wrong claim
 beside it still failing."""
@@ -10,14 +10,7 @@ import pytest
 
 from checks import verify
 from checks.verify import _taylor_slope
-
-
-def planted(fn, delta, entry):
-    def wrong(*args):
-        value = np.array(fn(*args), dtype=float)
-        value[entry] *= 1 + delta
-        return value
-    return wrong
+from tests.test_verify import planted
 
 
 class Cubic:
@@ -122,9 +115,9 @@ def test_a_gradient_wrong_only_near_x_is_blamed_and_the_right_hv_still_passes():
 
 
 def test_a_grad_right_at_real_points_but_not_complex_analytic_is_not_blamed():
-    # scipy.special.jvp(0, x + 1e-30 i) at n = 2,000: its complex routine is off in the imaginary part, so
-    # the complex step of grad disagreed with the right Hv and the right gradient was failed; the central
-    # differences of the same grad agree, so it is that complex evaluation that is refused
+    # a grad right at real points whose complex evaluation is off (as scipy.special.jvp's at x + 1e-30 i):
+    # the central differences of the same grad agree with the claimed Hv, so its complex step is refused,
+    # never a failure of the gradient
     x = np.random.default_rng(0).uniform(0.5, 20.0, 50)
 
     def grad(y):  # right on real points; a wrong derivative in its imaginary part
@@ -141,3 +134,49 @@ def test_a_grad_right_at_real_points_but_not_complex_analytic_is_not_blamed():
     # a grad wrong at real points too is still blamed
     wrong = verify(lambda y: np.sum(np.sin(y)), x, grad=planted(np.cos, 1e-6, 3), hvp=hvp)
     assert wrong.verdicts["gradient"] == "fail", wrong.table()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_real_only_fun_judges_hv_entry_by_entry_from_its_richardson_differences(seed):
+    # fun refuses complex input: Hv's reference is Richardson's central differences of fun in both
+    # directions; a right Hv passes, and a 1e-6 error in one entry fails Hv, never the right gradient (the
+    # reference from fun may be too uncertain to see it, but symmetry is not)
+    rng = np.random.default_rng(seed)
+    A, x = rng.standard_normal((8, 8)) / 2, rng.standard_normal(8)
+
+    def fun(y):
+        if np.iscomplexobj(y):
+            raise TypeError("real input only")
+        return float(np.sum(np.tanh(A @ y) ** 2))
+
+    def grad(y):
+        t = np.tanh(A @ y)
+        return A.T @ (2 * t * (1 - t**2))
+
+    def hvp(y, p):
+        t = np.tanh(A @ y)
+        return A.T @ ((2 - 8 * t**2 + 6 * t**4) * (A @ p))
+
+    result = verify(fun, x, grad=grad, hvp=hvp, seed=seed)
+    assert result.passed, result.table()
+    wrong = verify(fun, x, grad=grad, hvp=planted(hvp, 1e-6, 3), seed=seed)
+    assert wrong.verdicts == {"gradient": "pass", "Hv": "fail"}, wrong.table()
+
+
+def test_richardson_references_from_a_real_only_fun_are_within_their_uncertainty_and_it_is_small():
+    # the entrywise Hv reference of a real-only fun: its error never exceeds its stated uncertainty, and
+    # that uncertainty is small enough (measured below 2.5e-8 of the largest entry here) to judge Hv to 1e-7
+    from checks import references
+    rng = np.random.default_rng(0)
+    A, x = rng.standard_normal((8, 8)) / 2, rng.standard_normal(8)
+
+    def fun(y):
+        return float(np.sum(np.tanh(A @ y) ** 2))
+
+    t = np.tanh(A @ x)
+    p = rng.standard_normal(8) / np.sqrt(8)
+    exact = A.T @ ((2 - 8 * t**2 + 6 * t**4) * (A @ p))
+    inner = references.Inner(fun, x, False, np.finfo(float).eps, 0.0, fun(x))
+    for i in range(8):
+        estimate, uncertainty = references.mixed(inner, x, np.eye(8)[i], p)
+        assert abs(estimate - exact[i]) <= uncertainty <= 1e-7 * np.max(np.abs(exact)), (i, estimate, exact[i])
