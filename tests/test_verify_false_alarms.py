@@ -10,7 +10,7 @@ import pytest
 
 from checks import verify
 from checks.verify import _taylor_slope
-from tests.test_verify import planted
+from test_verify import planted
 
 
 class Cubic:
