@@ -165,6 +165,8 @@ def engine_main(spec, out=None, seed=0, limits=None):
     pathlib.Path(f"{out}/candidate-output.txt").write_text(output)  # its prints, apart from the lab's
     counts = collections.Counter(r["verdict"] for r in found)
     print(f"engine {name}: {len(found)} records: " + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    for config in summary["configurations"]:  # what part of the API each net exercised
+        print(f"examined net {config['net']}: {'; '.join(config['covers'])}")
     for line in findings:
         print(("FAILED " if not line.startswith(("    ", "cannot run", "note")) else "") + line)
     print(f"records: {out}/records.json" + (f"   its own output: {out}/candidate-output.txt" if output else ""))

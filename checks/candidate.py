@@ -7,6 +7,10 @@ engine at 50 digits, built with the same architecture and the same weights;
 the candidate's own weight layout is discovered by probing ``set_weights``
 with unit vectors (any order of W, W^T and a bias column or vector; a layer
 that ignores ``use_bias`` is probed without one and said so), never assumed.
+The nets are ``checks.configurations.COVERING``: together they cover every
+activation (LeakyReLU with alpha 0.3), layers with and without bias, square
+and non-square layers, depths 1 to 4 and batches of one, two and more objects
+than the widest layer; the records' summary lists what each net covered.
 Checked, each against its 50-digit reference, in the order a result depends
 on the ones before it:
 
@@ -21,9 +25,11 @@ on the ones before it:
   allows (GNv before any Hv, GNv with a direction other than the last Hv's,
   Hv twice, Hv after GNv, products after ``compute_loss`` on other data), and
   ``get_activations`` of every layer;
-* ``checks.verify`` on the model's loss, gradient and Hv (float64, and the
-  complex step where the candidate computes in complex: mpmath numbers do
-  not cross to its worker).
+* ``checks.verify`` on the model's loss, gradient and Hv of the two largest
+  nets (float64, and the complex step where the candidate computes in
+  complex: mpmath numbers do not cross to its worker);
+* its optimizers, a few full-batch epochs on the 5-3-5 net
+  (``checks.candidate_optim``).
 
 The lab never imports the candidate's code: ``checks.worker`` does, in a
 process of its own started by ``checks.sandbox``, and the lab holds proxies
@@ -31,8 +37,12 @@ process of its own started by ``checks.sandbox``, and the lab holds proxies
 candidate can neither patch the lab's comparisons nor its numpy.
 
 A wrong result is diagnosed against the classic hypotheses: a constant
-factor (N, 1/N, 2, 1/2, -1, ...), the reference transposed, a missing term of
-the pass's formula, the values of an earlier call.  Findings come root cause
+factor (N, 1/N, 2, 1/2, -1, ...; at a batch of two a factor 2 is named N only
+where a larger batch shows it is N), the reference transposed, a missing term
+of the pass's formula, W for W^T in a square layer, the activation applied
+twice, the layers' blocks of a flat vector in another order, the values of an
+earlier call, a product right before a call and wrong after it (state that
+call leaves), agreement to float32 precision only.  Findings come root cause
 first: a failure that an earlier failure explains (a wrong activation under
 every pass that uses it, a layer's backward pass under the model's gradient)
 is listed under it.  Per-layer scaling that the model undoes (dividing by N
@@ -44,6 +54,7 @@ is a finding, never a crash of the lab.  What the candidate prints is kept
 apart (``examine``'s output), never mixed into the lab's.
 """
 
+import itertools
 import pathlib
 import re
 
@@ -52,20 +63,22 @@ import numpy as np
 
 import ae
 from ae import numeric
-from ae.activations import from_letter
-from checks import candidate_optim, records, remote, sandbox
+from ae.activations import LeakyReluActivationFunction, from_letter
+from checks import candidate_optim, configurations, records, remote, sandbox
+from checks.configurations import LEAKY_ALPHA
 from checks.loader import API, MODULES, EngineError, problem_with
 from checks.verify import VerifyError, verify
 
 __all__ = ["API", "MODULES", "EngineError", "Lab", "examine"]
-ACTIVATIONS = {"t": "Tanh", "s": "Sigmoid", "l": "Linear", "r": "Relu"}  # our letter -> name in the class
+ACTIVATIONS = {"t": "Tanh", "s": "Sigmoid", "l": "Linear", "r": "Relu", "k": "LeakyRelu"}  # letter -> class name
+ACTIVATION_ARGUMENTS = {"k": (LEAKY_ALPHA,)}  # what the candidate's class is constructed with
 THRESHOLD = 1e-12  # float64 arithmetic against exact: a few hundred eps of normwise error
 SAME = 1e-9  # a hypothesis explains a wrong result when it matches it this closely
 NAMED_FACTOR = 1e-4  # ... a classic factor, this closely: float32 rounding must not hide it
+SINGLE = 1e-5  # a wrong result this close is float32 rounding (eps 6e-8, a few hundred operations), not a formula
+SINGLE_SENTENCE = "agrees only to single precision: a part is computed in float32 (float64 is expected)"
 FAILED = object()  # what Lab.call returns when the candidate's method raised
 MP_DPS = 50
-NETS = (([6, 4, 2, 4, 6], "tlts"), ([5, 3, 5], "st"))
-LAYER_COLUMNS = 5  # the batch of the layer checks: a per-layer 1/N is a factor 1/5 there
 # checks.verify refusing these checks for these reasons (the number type, not a bug): what rules them out
 NUMBER_TYPE_CHECKS = {
     "complex step": ("not complex-analytic", "its complex-step checks (the implementation computes in real "
@@ -73,6 +86,7 @@ NUMBER_TYPE_CHECKS = {
     "complex step of grad": ("not complex-analytic", None),  # said with the complex step
     "50 digits": ("float64 only", "its 50-digit checks (mpmath numbers are not carried to the candidate's worker)"),
 }
+LAYER_STAGES = ("forward", "backward", "Rp_forward", "Rp_backward")
 STAGES = ("activation", "layout", "forward", "backward", "Rp_forward", "Rp_backward", "model", "verify",
           "optimizers")
 
@@ -83,11 +97,27 @@ def activations_of(module):
     for letter, name in ACTIVATIONS.items():
         for attr in dir(module):
             cls = getattr(module, attr)
-            if (remote.is_class(cls) and name.lower() in attr.lower() and "leaky" not in attr.lower()
+            if (remote.is_class(cls) and name.lower() in attr.lower() and ("leaky" in attr.lower()) == (letter == "k")
                     and all(callable(getattr(cls, m, None)) for m in ("val", "deriv", "second_deriv"))):
                 found[letter] = cls
                 break
     return found
+
+
+def reference_activation(letter):
+    """ae's activation for a letter, LeakyReLU with the alpha the candidate's class is given."""
+    return LeakyReluActivationFunction(LEAKY_ALPHA) if letter == "k" else from_letter(letter)
+
+
+def _other_alphas(X, method):
+    """LeakyReLU's val or deriv with the alphas a class that ignores the one it is given uses."""
+    below = {"val": lambda alpha: alpha * X, "deriv": lambda alpha: alpha * np.ones_like(X)}.get(method)
+    if below is None:
+        return []
+    above = X if method == "val" else np.ones_like(X)
+    return [(f"computes with alpha {alpha:g}, not the {LEAKY_ALPHA:g} it was given" if alpha else
+             "is ReLU's: alpha 0 below zero", np.where(X > 0, above, below(alpha)))
+            for alpha in (0.01, 0.1, 0.2, 0.02, 0.0)]
 
 
 def _close(a, b, tolerance=SAME):
@@ -101,7 +131,11 @@ def _distance(a, b):
 
 def _factor_name(c, n, tolerance=SAME):
     """(name, value) of the classic factor c is, or (None, None)."""
-    for value, name in ((n, "N"), (1 / n, "1/N"), (-1, "-1"), (2, "2"), (0.5, "1/2"), (n - 1, "N-1")):
+    constants = ((-1, "-1"), (2, "2"), (0.5, "1/2"))
+    # a factor of the batch size that equals 1 or a constant (N = 2) is named as the constant: no cause is guessed
+    batch = [(value, name) for value, name in ((n, "N"), (1 / n, "1/N"), (n - 1, "N-1"))
+             if value != 1 and value not in dict(constants)]
+    for value, name in batch[:2] + list(constants) + batch[2:]:
         if abs(c - value) <= tolerance * abs(value):
             return name, value
     return None, None
@@ -122,8 +156,9 @@ def diagnose_with_residual(theirs, exact, n=None, matrix=None, hypotheses=()):
     float64's (float32: ~1e-7) blurs it, up to NAMED_FACTOR: the residual then says how far."""
     theirs, exact = np.ravel(theirs), np.ravel(exact)
     for sentence, alternative in hypotheses:
-        if _close(theirs, np.ravel(alternative)):
-            return sentence, None, _distance(theirs, np.ravel(alternative))
+        alternative = np.ravel(alternative)
+        if alternative.shape == theirs.shape and _close(theirs, alternative):  # of another shape: compare() tries it
+            return sentence, None, _distance(theirs, alternative)
     norm2 = exact @ exact
     if norm2 > 0:
         c = float(theirs @ exact / norm2)
@@ -158,11 +193,14 @@ class Lab:
         self.records = []
         self.activations = activations_of(modules["activations"])
         self.net = None  # the label of the net being examined, for the records
+        self.config = None  # ... and its configuration
+        self.configs = {}  # label -> configuration of every net examined
 
     # --- records ---------------------------------------------------------------------------------
 
     def context(self, stage, where, layer=None, **fields):
-        return {"engine": self.name, "net": self.net, "dtype": "float64",
+        return {"engine": self.name, "net": self.net, "letters": self.config.letters if self.config else None,
+                "dtype": "float64",
                 "precision": f"reference {MP_DPS} digits", "seed": self.seed, "stage": stage, "where": where,
                 "layer": layer, **fields}
 
@@ -181,7 +219,11 @@ class Lab:
             try:
                 broadcast = np.broadcast_to(theirs, exact.shape)
             except ValueError:
+                explained = next((sentence for sentence, alternative in hypotheses  # of the shape it has
+                                  if np.shape(alternative) == theirs.shape and _close(
+                                      theirs.ravel(), numeric.to_float64(np.asarray(alternative)).ravel())), None)
                 self.failure(stage, where, part, f"shape {theirs.shape}, expected {exact.shape}", layer)
+                self.records[-1]["diagnosis"] = explained
                 return
             note = f"returns shape {theirs.shape} where {exact.shape} is expected; compared broadcast"
             theirs = np.array(broadcast)
@@ -193,6 +235,9 @@ class Lab:
             hypotheses = tuple((s, numeric.to_float64(np.asarray(a))) for s, a in hypotheses)
             record["diagnosis"], record["factor"], record["residual"] = diagnose_with_residual(
                 theirs, exact, n, matrix, hypotheses)
+            if record["diagnosis"] is None and error <= SINGLE:
+                record["diagnosis"] = SINGLE_SENTENCE
+            record["batch"] = n
         self.records.append(record)
 
     def failure(self, stage, where, part, reason, layer=None, verdict="fail"):
@@ -243,18 +288,33 @@ class Lab:
             model = [r for r in mine if r["where"] == "model" and r["quantity"] in ("gradient", "Hv", "GNv")]
             if (scaled and len(factors) == 1 and all(r.get("factor") for r in scaled) and model
                     and not any(r.get("factor") for r in model)):
-                factor = factors.pop()
-                name = _factor_name(factor, LAYER_COLUMNS)[0] or f"{factor:.6g}"
-                convention = (f"{name} times the reference inside each layer (batch of {LAYER_COLUMNS} columns), "
+                factor, columns = factors.pop(), self.configs[net].layer_batch
+                # the model undoes it: a factor 1/columns (or columns) is the layer's own 1/N (N), whatever N is
+                name = ("1/N" if abs(factor * columns - 1) <= NAMED_FACTOR else
+                        "N" if abs(factor / columns - 1) <= NAMED_FACTOR else
+                        _factor_name(factor, columns)[0] or f"{factor:.6g}")
+                convention = (f"{name} times the reference inside each layer (batch of {columns} columns), "
                               "undone by the model (its gradient, Hv and GNv carry no such factor): the "
                               "implementation's convention, not an error")
                 for r in scaled:
                     if r["residual"] <= r["threshold"]:
                         r["verdict"], r["reason"] = "note", convention
-                    else:
-                        r["diagnosis"], r["note"] = None, convention
+                    else:  # what remains is float32 rounding, or a finding of its own
+                        r["diagnosis"] = SINGLE_SENTENCE if r["residual"] <= SINGLE else None
+                        r["note"] = convention
                         r["convention"] = f"{name} times the reference inside each layer"
                         r["reason"] = f"differs from the reference once the convention ({r['convention']}) is taken out"
+
+    def name_batch_factors(self):
+        """A factor 2 (1/2) at a batch of two is named as the same place's factor in a larger batch is: N
+        (1/N) when there it is N (1/N), so one cause is one line."""
+        named = {(r["where"], r["quantity"]): r["diagnosis"] for r in self.records
+                 if r["verdict"] == "fail" and str(r.get("diagnosis")).startswith(("is N times", "is 1/N times"))}
+        for r in self.records:
+            if (r["verdict"] == "fail" and r.get("batch") == 2 and (r["where"], r["quantity"]) in named
+                    and str(r.get("diagnosis")).startswith(("is 2 times", "is 1/2 times"))
+                    and named[r["where"], r["quantity"]].startswith("is N" if r["factor"] == 2 else "is 1/N")):
+                r["diagnosis"] = named[r["where"], r["quantity"]]
 
     def findings(self):
         """Lines, root causes first; a failure an earlier one explains is listed under it."""
@@ -280,14 +340,23 @@ class Lab:
             general, key = text, text
             if root.get("diagnosis") or root.get("reason"):  # by what it is, not where, how far or how large
                 general = re.sub(r" \(off by [^)]*\)$", "", re.sub(r"^layer \d+(?=[ :])", "layer K", text))
-                key = re.sub(r"\d+", "#", general)
+                # ... nor which of a pass's quantities show it
+                key = re.sub(r"\d+", "#", f"{re.sub(r'^layer [0-9]+', 'layer K', root['where'])}: "
+                                          f"{root.get('diagnosis') or root.get('reason')}")
             merged.setdefault(key, []).append((general, group))
         lines = []
         for variants in merged.values():
-            general, groups = variants[0][0], [group for _, group in variants]
-            if len({text for text, _ in variants}) > 1:  # the same finding with each layer's own sizes
+            groups = [group for _, group in variants]
+            quantities = list(dict.fromkeys(r["quantity"] for group in groups for r in group))
+            # each place's text naming every quantity any place showed the finding in
+            texts = [re.sub(r"^layer \d+(?=[ :])", "layer K", re.sub(r" \(off by [^)]*\)$", "", _line(
+                group[0], quantities if len(groups) > 1 else [r["quantity"] for r in group]).split("] ", 1)[-1]))
+                for group in groups]
+            general = texts[0]
+            if len(set(texts)) > 1:  # the same finding with each layer's own sizes
                 first = groups[0][0]
-                general += f" (the figures of layer {first.get('layer')} of net {first.get('net')})"
+                layer = f"layer {first['layer']} of " if first.get("layer") is not None else ""
+                general += f" (the figures of {layer}net {first.get('net')})"
             roots_here = [g[0] for g in groups]
             layers = sorted({r["layer"] for r in roots_here if r.get("layer") is not None})
             nets = sorted({r["net"] for r in roots_here if r.get("net")})
@@ -326,7 +395,7 @@ class Lab:
             found = {r["verdict"] for r in self.records if r["stage"] == stage}
             cells[stage] = next((v for v in ("fail", "not implemented", "pass", "cannot run") if v in found), "-")
         roots = [line for line in self.findings() if not line.startswith(("    ", "cannot run", "note"))]
-        return {"stages": cells, "root_causes": roots}
+        return {"stages": cells, "root_causes": roots, "configurations": self.covered()}
 
     # --- the checks ------------------------------------------------------------------------------
 
@@ -339,34 +408,39 @@ class Lab:
                 continue
             cls = self.activations[letter]
             where = f"activation {cls.__name__}"
-            candidate = self.call("activation", where, cls)
+            candidate = self.call("activation", where, cls, *ACTIVATION_ARGUMENTS.get(letter, ()))
             if candidate is FAILED:
                 continue
-            ours = from_letter(letter)
+            ours = reference_activation(letter)
             with mpmath.workdps(MP_DPS):
                 X_mp = numeric.to_mp(X)
                 for method in ("val", "deriv", "second_deriv"):
                     theirs = self.call("activation", f"{where} {method}", getattr(candidate, method), X.copy())
                     if theirs is not FAILED:
-                        self.compare("activation", f"{where} {method}", method, theirs, getattr(ours, method)(X_mp))
+                        self.compare("activation", f"{where} {method}", method, theirs, getattr(ours, method)(X_mp),
+                                     hypotheses=_other_alphas(X, method) if letter == "k" else ())
 
-    def layout(self, index, shape):
+    def layout(self, index, shape, use_bias=True):
         """(where each entry of the candidate's flat block sits in ours, whether the layer has a bias).
 
         Probed with unit vectors, so W, W^T, a bias column or a bias vector in any order is found; a
-        layer whose get_params_number() ignores use_bias=True is probed without a bias.
+        layer whose get_params_number() ignores use_bias=True is probed without a bias (a note); one that
+        counts a bias with use_bias=False is a failure, probed with the bias it keeps.
         """
         n_in, n_out = shape
         linear = self.activations.get("l") or self.modules["stand_ins"].LinearActivationFunction
-        layer = self.modules["layers"].FCLayer(shape, linear(), use_bias=True)
+        layer = self.modules["layers"].FCLayer(shape, linear(), use_bias=use_bias)
         size = layer.get_params_number()
         if size == n_out * (n_in + 1):
             bias = True
+            if not use_bias:
+                self.failure("layout", f"layer {index}", "use_bias",
+                             "the layer keeps a bias with use_bias=False (get_params_number() counts one)", index)
         elif size == n_out * n_in:
             bias = False
-            self.failure("layout", f"layer {index}", "use_bias",
-                         "the layer ignores use_bias=True (get_params_number() counts no bias); examined without one",
-                         index, verdict="note")
+            if use_bias:
+                self.failure("layout", f"layer {index}", "use_bias", "the layer ignores use_bias=True "
+                             "(get_params_number() counts no bias); examined without one", index, verdict="note")
         else:
             raise EngineError(f"get_params_number() is {size}; a {n_in}->{n_out} layer has "
                               f"{n_out * (n_in + 1)} with a bias, {n_out * n_in} without")
@@ -400,11 +474,12 @@ class Lab:
         where = f"layer {k}"
         size = len(perm)
         w_ours, p_ours = self.rng.standard_normal((2, size)) * 0.7
-        Z, RZ = self.rng.standard_normal((2, n_in, LAYER_COLUMNS))
-        D, RD = self.rng.standard_normal((2, n_out, LAYER_COLUMNS))
+        columns = self.config.layer_batch
+        Z, RZ = self.rng.standard_normal((2, n_in, columns))
+        D, RD = self.rng.standard_normal((2, n_out, columns))
         with mpmath.workdps(MP_DPS):
             mp = numeric.to_mp
-            ours = ae.FCLayer(shape, from_letter(letter), use_bias=bias)
+            ours = ae.FCLayer(shape, reference_activation(letter), use_bias=bias)
             ours.set_weights(mp(w_ours))
             ours.set_direction(mp(p_ours))
             out = ours.forward(mp(Z))
@@ -419,7 +494,7 @@ class Lab:
                     "Rp_forward": [("R{outputs}", Rout)], "Rp_backward": [("R{dL/dinputs}", RdZ), ("weights", RdW)]}
         arguments = {"forward": Z, "backward": D, "Rp_forward": RZ, "Rp_backward": RD}
         for name in ("forward", "backward", "Rp_forward", "Rp_backward"):
-            layer = self.new_layer(name, where, shape, letter, k)
+            layer = self.new_layer(name, where, shape, letter, k, bias)
             # `is`, never `in`: a setter may return an array, and `FAILED in (array,)` compares with ==
             if layer is FAILED or any(result is FAILED for result in (
                     self.call(name, f"{where} set_weights", layer.set_weights, w_ours[perm], layer=k),
@@ -451,13 +526,14 @@ class Lab:
             if changed and any(r["verdict"] == "fail" for r in self.records[before:]):
                 self.state_finding(k, where, changed)
 
-    def new_layer(self, stage, where, shape, letter, k):
-        """The candidate's FCLayer(shape, its activation, use_bias=True), both constructors called with
+    def new_layer(self, stage, where, shape, letter, k, bias=True):
+        """The candidate's FCLayer(shape, its activation, use_bias=bias), both constructors called with
         their prints kept and their exceptions recorded; FAILED if either raised."""
-        activation = self.call(stage, f"{where} activation", self.activations[letter], layer=k)
+        activation = self.call(stage, f"{where} activation", self.activations[letter],
+                               *ACTIVATION_ARGUMENTS.get(letter, ()), layer=k)
         if activation is FAILED:
             return FAILED
-        return self.call(stage, where, self.modules["layers"].FCLayer, shape, activation, True, layer=k)
+        return self.call(stage, where, self.modules["layers"].FCLayer, shape, activation, bias, layer=k)
 
     def state_finding(self, k, where, changed):
         self.failure("Rp_forward", f"{where} Rp_forward", "state",
@@ -467,7 +543,7 @@ class Lab:
         prefix, close = ("R{d", "}") if name.startswith("Rp") else ("d", "")
         if label != "weights":
             self.compare(name, f"{where} {name}", label, value, exact, k, hypotheses=terms.get(label, ()),
-                         n=LAYER_COLUMNS)
+                         n=self.config.layer_batch)
             return
         block = np.empty(len(perm))  # the candidate's block, put in our layout, split into W and b
         flat = np.asarray(value, dtype=float).ravel()
@@ -478,9 +554,10 @@ class Lab:
         exact = numeric.to_float64(np.asarray(exact))
         m = n_in * n_out
         self.compare(name, f"{where} {name}", f"{prefix}W{close}", block[:m], exact[:m], k, matrix=(n_out, n_in),
-                     hypotheses=terms.get(f"{prefix}W{close}", ()), n=LAYER_COLUMNS)
+                     hypotheses=terms.get(f"{prefix}W{close}", ()), n=self.config.layer_batch)
         if len(perm) > m:
-            self.compare(name, f"{where} {name}", f"{prefix}b{close}", block[m:], exact[m:], k, n=LAYER_COLUMNS,
+            self.compare(name, f"{where} {name}", f"{prefix}b{close}", block[m:], exact[m:], k,
+                         n=self.config.layer_batch,
                          hypotheses=terms.get(f"{prefix}b{close}", ()))
 
     @staticmethod
@@ -489,11 +566,13 @@ class Lab:
         U, RU = ours.get_preactivations()
         g1, g2 = ours.afun.deriv(U), ours.afun.second_deriv(U)
         W, PW = ours.W, ours.P_W
+        bias = ours.P_b if ours.use_bias else 0
         dU = D * g1
         RdU = RD * g1 + D * g2 * RU
         RdU_first = RD * g1  # R{dU} without its second-order term g''(u) (dL/dz) R{u}
         second = "lacks the second-order term g''(u) dL/dz R{u} of R{dU} = g'(u) R{dL/dz} + g''(u) dL/dz R{u}"
-        return {
+        terms = {
+            "outputs": [("applies the activation twice: g(g(u))", ours.afun.val(ours.afun.val(U)))],
             "R{dW}": [("lacks the term dU (R z)^T of R{dW} = R{dU} z^T + dU (R z)^T", (RdU @ Z.T).ravel()),
                       ("lacks the term R{dU} z^T of R{dW} = R{dU} z^T + dU (R z)^T", (dU @ RZ.T).ravel()),
                       (second, (RdU_first @ Z.T + dU @ RZ.T).ravel())],
@@ -503,13 +582,18 @@ class Lab:
                               (second, W.T @ RdU_first + PW.T @ dU)],
             "R{outputs}": [("lacks the bias direction P_b in R{u} = P_W z + W R{z} + P_b", g1 * (PW @ Z + W @ RZ)),
                            ("lacks the term P_W z of R{u} = P_W z + W R{z} + P_b",
-                            g1 * (W @ RZ + (ours.P_b if ours.use_bias else 0)))],
+                            g1 * (W @ RZ + bias))],
         }
+        if W.shape[0] == W.shape[1]:  # a square layer takes W for W^T without a shape error
+            terms["dL/dinputs"] = [("uses W where W^T belongs in dL/dinputs = W^T dU", W @ dU)]
+            terms["R{outputs}"].append(("uses P_W^T where P_W belongs in R{u} = P_W z + W R{z} + P_b",
+                                        g1 * (PW.T @ Z + W @ RZ + bias)))
+        return terms
 
     def check_model(self, widths, letters, layouts):
         biases = [bias for _, bias in layouts]
-        layers = [self.new_layer("model", f"layer {k}", shape, g, k)
-                  for k, (shape, g) in enumerate(zip(zip(widths, widths[1:]), letters))]
+        layers = [self.new_layer("model", f"layer {k}", shape, g, k, bias)
+                  for k, (shape, g, bias) in enumerate(zip(zip(widths, widths[1:]), letters, biases))]
         if any(layer is FAILED for layer in layers):
             return
         model = self.call("model", "model", self.modules["autoencoder"].Autoencoder, layers)
@@ -536,11 +620,11 @@ class Lab:
             out[perm] = v
             return out
 
-        ours = ae.Autoencoder([ae.FCLayer(shape, from_letter(g), use_bias=b)
+        ours = ae.Autoencoder([ae.FCLayer(shape, reference_activation(g), use_bias=b)
                                for shape, g, b in zip(zip(widths, widths[1:]), letters, biases)])
         w = ours.init_weights(self.seed) + 0.1 * self.rng.standard_normal(ours.params_number)
         p, q = self.rng.standard_normal((2, ours.params_number))
-        X, X2 = self.rng.random((2, widths[0], 7))
+        X, X2 = self.rng.random((2, widths[0], self.config.batch))
         exact = {}
         with mpmath.workdps(MP_DPS):
             mp = numeric.to_mp
@@ -558,24 +642,41 @@ class Lab:
         if result is FAILED:
             return
         n = X.shape[1]
+        sizes = [len(p) for p, _ in layouts]
+
+        def block_orders(value):  # the layers' blocks of a flat vector in another order
+            blocks = np.split(to_theirs(value), np.cumsum(sizes)[:-1])
+            return [(f"holds the layers' blocks in the order {', '.join(map(str, order))}",
+                     to_ours(np.concatenate([blocks[k] for k in order])))
+                    for order in itertools.permutations(range(len(sizes))) if order != tuple(range(len(sizes)))]
+
         self.compare("model", "model", "loss", np.float64(result[0]), exact["X", "loss"], n=n)
-        self.compare("model", "model", "gradient", to_ours(result[1]), exact["X", "gradient"], n=n)
+        self.compare("model", "model", "gradient", to_ours(result[1]), exact["X", "gradient"], n=n,
+                     hypotheses=block_orders(exact["X", "gradient"]))
         # every call order the API allows (GNv first, before any Hv), each product against its own
         # reference: state left by an earlier call (a GNv reusing the last Hv's R-forward pass, a Hessian
-        # state overwritten by GNv, a product at the data before the last compute_loss) shows
+        # state overwritten by GNv, a product at the data before the last compute_loss) shows.  The first
+        # Hv follows a fresh compute_loss, so state GNv leaves shows in "Hv after GNv" alone
         directions = {"p": p, "q": q}
-        calls = [("GNv", "GNv", "p"), ("Hv", "Hv", "p"), ("Hv with another direction", "Hv", "q"),
+        self.call_in_order(model, "X", [("GNv", "GNv", "p")], directions, exact, to_theirs, to_ours, n,
+                           block_orders)
+        if self.call("model", "model compute_loss", model.compute_loss, X.copy()) is FAILED:
+            return
+        calls = [("Hv", "Hv", "p"), ("Hv with another direction", "Hv", "q"),
                  ("GNv with a direction other than the last Hv's", "GNv", "p"), ("Hv after GNv", "Hv", "p")]
-        self.call_in_order(model, "X", calls, directions, exact, to_theirs, to_ours, n)
+        self.call_in_order(model, "X", calls, directions, exact, to_theirs, to_ours, n, block_orders)
         if self.call("model", "model compute_loss", model.compute_loss, X2.copy()) is not FAILED:
             self.call_in_order(model, "X2", [("Hv after compute_loss on other data", "Hv", "q"),
                                              ("GNv after compute_loss on other data", "GNv", "p")],
-                               directions, exact, to_theirs, to_ours, n)
+                               directions, exact, to_theirs, to_ours, n, block_orders)
             self.check_activations_of(model, exact["X2", "activations"])
-        if self.call("model", "model set_weights", setter, to_theirs(w)) is not FAILED:
+        if self.config.verify and self.call("model", "model set_weights", setter, to_theirs(w)) is not FAILED:
             self.verify_model(model, setter, X)
 
-    def call_in_order(self, model, data, calls, directions, exact, to_theirs, to_ours, n):
+    def call_in_order(self, model, data, calls, directions, exact, to_theirs, to_ours, n, block_orders):
+        """The products in the order of ``calls``; a product wrong after a call and right before it (the
+        same product, direction and data) is diagnosed as state that call leaves."""
+        passed, previous = {}, None
         for label, quantity, direction in calls:
             method = model.compute_gaussnewtonvec if quantity == "GNv" else model.compute_hessvec
             value = self.call("model", f"model {method.__name__}", method, to_theirs(directions[direction]))
@@ -589,8 +690,16 @@ class Lab:
             if data == "X2":
                 hypotheses.append(("equals the value at the data of the previous compute_loss",
                                    exact["X", quantity, direction]))
+            hypotheses += block_orders(exact[data, quantity, direction])
             self.compare("model", "model", label, to_ours(value), exact[data, quantity, direction],
                          hypotheses=hypotheses, n=n)
+            record = self.records[-1]
+            if record["verdict"] == "pass":
+                passed.setdefault((quantity, direction), label)
+            elif (quantity, direction) in passed and not record.get("diagnosis"):
+                record["diagnosis"] = (f"is wrong only after the call before it ({previous}); right as "
+                                       f"{passed[quantity, direction]!r}: that call leaves state {quantity} reads")
+            previous = label
 
     def check_activations_of(self, model, activations):
         """FFNet.get_activations(k) after the last forward pass: the outputs z of layer k."""
@@ -601,8 +710,10 @@ class Lab:
         for k, (exact, preactivations) in enumerate(activations):
             value = self.call("model", "model get_activations", net.get_activations, k)
             if value is not FAILED:
-                self.compare("model", "model", f"get_activations({k})", value, exact,
-                             hypotheses=[("returns the pre-activations u, not the outputs z = g(u)", preactivations)])
+                hypotheses = [("returns the pre-activations u, not the outputs z = g(u)", preactivations)]
+                if k + 1 < len(activations):
+                    hypotheses.append(("returns the outputs of layer k + 1, not of layer k", activations[k + 1][0]))
+                self.compare("model", "model", f"get_activations({k})", value, exact, hypotheses=hypotheses)
 
     def verify_model(self, model, setter, X):
         """checks.verify on the candidate's own loss, gradient and Hv, in its own layout."""
@@ -646,9 +757,10 @@ class Lab:
 
     def run(self):
         self.check_activations()
-        for widths, wanted in NETS:  # an activation the candidate lacks is stood in for by linear
-            letters = "".join(g if g in self.activations else "l" for g in wanted)
-            self.net = "-".join(str(w) for w in widths) + " " + letters
+        for config in configurations.for_candidate(self.activations):
+            widths, letters = list(config.widths), config.letters
+            self.net, self.config = config.label, config
+            self.configs[config.label] = config
             if any(g not in self.activations for g in letters):
                 self.records.append(records.cannot_run("engine", "model", "no linear activation to stand in",
                                                        self.context("model", f"net {widths}")))
@@ -656,7 +768,7 @@ class Lab:
             layouts = []
             for k, shape in enumerate(zip(widths, widths[1:])):
                 try:
-                    layouts.append(self.layout(k, shape))
+                    layouts.append(self.layout(k, shape, config.bias))
                 except Exception as error:  # probing degrades: this layer is left out, the rest is examined
                     reason = (f"probing found that {error}" if isinstance(error, EngineError) else
                               f"probing: {error}" if isinstance(error, remote.WorkerFailure) else
@@ -671,10 +783,15 @@ class Lab:
                     self.context("model", "model")))
             else:
                 self.guarded(self.check_model, widths, letters, layouts)
-                if (widths, wanted) == NETS[-1]:  # the smallest net: a few epochs of each optimizer
+                if config.optimizers:  # a few epochs of each optimizer
                     self.guarded(candidate_optim.check, self, widths, letters, layouts)
         self.accept_conventions()
+        self.name_batch_factors()
         return self.records
+
+    def covered(self):
+        """[{net, covers}]: the configurations examined and what part of the API each exercised."""
+        return [{"net": label, "covers": config.covers()} for label, config in self.configs.items()]
 
 
 def _same_array(a, b):
@@ -686,17 +803,52 @@ def _explains(root, record):
     pass under the same layer's later passes and the model; the layout under everything of its net."""
     if root["stage"] == record["stage"] == "optimizers":
         return candidate_optim.explains(root, record)
+    if root["quantity"] == "use_bias" and root["verdict"] == "fail":  # probed with a bias it should not have
+        return root["net"] == record["net"]
     if root["stage"] == record["stage"] == "model":  # the loss's backward state is every product's too
         return root["quantity"] in ("loss", "gradient") and record["quantity"] not in ("loss", "gradient")
     if STAGES.index(root["stage"]) >= STAGES.index(record["stage"]):
         return False
     if root["stage"] == "activation":
-        return True
+        return _uses(record, root)
     if root["net"] != record["net"]:
         return False
     if record["stage"] in ("model", "verify", "optimizers") or root["stage"] == "layout":
         return True
     return root.get("layer") == record.get("layer")
+
+
+# which computations call an activation's method: (stages, model quantities) that read it
+CALLED_BY = {
+    "val": None,  # everything downstream
+    "deriv": ({"backward", "Rp_forward", "Rp_backward", "verify", "optimizers"},
+              lambda quantity: quantity not in ("loss",) and not quantity.startswith("get_activations")),
+    "second_deriv": ({"Rp_backward"}, lambda quantity: quantity.startswith("Hv")),  # GNv never reads it
+}
+
+
+def _uses(record, root):
+    """Whether the computation of ``record`` calls the activation method that failed in ``root``: a net or
+    layer without that activation, or a pass that never calls the method, cannot follow from it."""
+    parts = root.get("where", "").split()  # "activation <class name> <method>"
+    if len(parts) < 3 or parts[2] not in CALLED_BY:
+        return True  # the class itself could not be built: everything with it
+    letter = next((g for g, name in ACTIVATIONS.items() if name.lower() in parts[1].lower()
+                   and ("leaky" in parts[1].lower()) == (g == "k")), None)
+    letters = record.get("letters")
+    if letter and letters:
+        used = letters[record["layer"]] if record["stage"] in LAYER_STAGES and record.get("layer") is not None \
+            else letters
+        if letter not in used:
+            return False
+    if CALLED_BY[parts[2]] is None:
+        return True
+    stages, model_quantity = CALLED_BY[parts[2]]
+    if record["stage"] == "model":
+        return model_quantity(record["quantity"])
+    if record["stage"] == "verify":
+        return parts[2] != "second_deriv" or record["quantity"] == "Hv"
+    return record["stage"] in stages
 
 
 def _refused_number_type(r):
@@ -745,12 +897,14 @@ def _line(r, quantities=None):
     if r["quantity"] in ("raised", "not implemented", "crashed", "timed out", "malformed answer"):
         return f"{net}{r['where']}: {r['reason']}"
     what = r.get("diagnosis") or r.get("reason") or _figure(r)
-    if r.get("convention"):
+    if r.get("diagnosis") and r.get("measured") is None:  # a result of another shape that a hypothesis explains
+        what += f" ({r['reason']})"
+    elif r.get("convention"):
         what += f" (off by {r['residual']:.1e}, target {r['threshold']:.0e})"
     elif r.get("diagnosis"):
         what += f" (off by {r['measured']:.1e}" + (
             f"; once that is accounted for, off by {r['residual']:.1e}, target {r['threshold']:.0e})"
-            if r.get("residual") is not None else ")")
+            if r.get("residual") is not None else f", target {r['threshold']:.0e})")
     names = ", ".join(quantities) if quantities and len(quantities) > 1 else r["quantity"]
     return f"{net}{r['where']}: {names} {what}"
 

@@ -570,6 +570,13 @@ def engine_section(saved):
            "(run_sgd, run_momentum, run_rmsprop, run_adam, those it has) ran three full-batch epochs against "
            "reference step rules in float64 (target 1e-8). "
            + ", ".join(f"{n} {esc(v)}" for v, n in sorted(counts.items())) + ".\n\n"]
+    configs = saved.get("summary", {}).get("configurations", [])
+    if configs:
+        out.append("*Nets examined*, chosen to cover the API: every activation, layers with and without bias, "
+                   "square and non-square layers, depths 1 to 4, batches of one, two and more objects than the "
+                   "widest layer.\n\n")
+        out.append(table(["net", "what it covers"], [[esc(c["net"]), esc("; ".join(c["covers"]))] for c in configs],
+                         ["left", "left"]) + "\n")
     failed = [line for line in saved["findings"] if not line.startswith(("cannot run", "note"))]
     if failed:
         out.append("*Findings*, root causes first; what follows from one is listed under it.\n")

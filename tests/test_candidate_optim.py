@@ -7,9 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
+from test_candidate import FIXTURE, run
 
 from checks import candidate_optim
-from test_candidate import FIXTURE, run
 
 METHODS = ("run_sgd", "run_sgd momentum=0.9", "run_rmsprop", "run_adam")
 

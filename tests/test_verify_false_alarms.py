@@ -7,10 +7,10 @@ import types
 
 import numpy as np
 import pytest
+from test_verify import planted
 
 from checks import verify
 from checks.verify import _taylor_slope
-from test_verify import planted
 
 
 class Cubic:

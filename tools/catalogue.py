@@ -1,0 +1,80 @@
+"""python -m checks --engine on every bug switch of the course fixture (tests/fixtures/course_engine), one
+examination each in its own worker, as a student would run it; writes a record (JSON) of each switch's root
+causes, round trips and seconds, and prints the markdown table bug -> finding of tests/README.md.
+
+    python tools/catalogue.py [--out record.json] [--only SWITCH,SWITCH]
+
+The switches and what each must give are the tests' (tests/test_candidate.py CATALOGUE, the optimizer
+switches of tests/test_candidate_optim.py); this tool only measures and tabulates them.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "course_engine"
+OPTIMIZER_SWITCHES = ("adam_no_bias_correction", "momentum_state_carried", "step_size_ignored", "l2_sign_wrong",
+                      "l2_on_loss_missing", "train_loss_before_step", "history_without_test_lists",
+                      "epochs_off_by_one")
+CONVENTIONS = ("per_layer_1_over_N", "use_bias_ignored", "setters_return_their_arrays", "linear_deriv_is_a_scalar",
+               "rmsprop_eps_inside", "rmsprop_rho_0.99", "l2_not_on_biases", "loss_without_l2", "momentum_lr_inside")
+
+
+def switches():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_candidate import CATALOGUE
+    return [*CATALOGUE, *OPTIMIZER_SWITCHES, *CONVENTIONS]
+
+
+def examine(switch):
+    """(root lines, notes, round trips, seconds) of the lab on the fixture with one switch set."""
+    with tempfile.TemporaryDirectory() as out:
+        env = {**os.environ, "COURSE_ENGINE_BUG": switch}
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "checks", "--engine", str(FIXTURE), "--out", out,
+                        "--candidate-env", "COURSE_ENGINE_BUG"], env=env, cwd=ROOT, capture_output=True, check=False)
+        seconds = time.perf_counter() - start
+        saved = json.loads(Path(out, "records.json").read_text())
+    findings = saved["findings"]
+    roots = [line for line in findings if not line.startswith(("    ", "cannot run", "note"))]
+    notes = [line for line in findings if line.startswith("note") and "checks.verify judged" not in line]
+    return roots, notes, saved["meta"]["round_trips"], seconds
+
+
+def shorten(line):
+    """A root line without its figures, for the table."""
+    return re.sub(r" \((off by|the figures of)[^()]*(\([^()]*\)[^()]*)*\)", "", line)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=None, help="write the record here (JSON)")
+    parser.add_argument("--only", default=None, help="comma-separated switches (default: all)")
+    args = parser.parse_args(argv)
+    chosen = args.only.split(",") if args.only else switches()
+    record = []
+    for switch in chosen:
+        roots, notes, trips, seconds = examine(switch)
+        record.append({"switch": switch, "roots": roots, "notes": notes, "round_trips": trips, "seconds": seconds})
+        print(f"{switch}: {len(roots)} roots, {trips} round trips, {seconds:.1f} s", file=sys.stderr)
+    if args.out:
+        Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+    print("| switch | what the lab says (root causes, figures left out) | s |")
+    print("|---|---|---|")
+    for r in record:
+        said = "<br>".join(shorten(line).replace("|", "\\|") for line in r["roots"] or r["notes"]) or "no finding"
+        print(f"| `{r['switch']}` | {said} | {r['seconds']:.1f} |")
+    seconds = sorted(r["seconds"] for r in record)
+    print(f"\n{len(record)} switches; seconds per examination: median {seconds[len(seconds) // 2]:.1f}, "
+          f"largest {seconds[-1]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
