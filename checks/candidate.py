@@ -56,7 +56,6 @@ apart (``examine``'s output), never mixed into the lab's.
 
 import itertools
 import pathlib
-import re
 
 import mpmath
 import numpy as np
@@ -64,33 +63,16 @@ import numpy as np
 import ae
 from ae import numeric
 from ae.activations import LeakyReluActivationFunction, from_letter
-from checks import candidate_optim, configurations, records, remote, sandbox
+from checks import candidate_optim, configurations, diagnosis, findings, records, remote, sandbox
 from checks.configurations import LEAKY_ALPHA
+from checks.findings import ACTIVATIONS, MP_DPS, STAGES
 from checks.loader import API, MODULES, EngineError, problem_with
 from checks.verify import VerifyError, verify
 
 __all__ = ["API", "MODULES", "EngineError", "Lab", "examine"]
-ACTIVATIONS = {"t": "Tanh", "s": "Sigmoid", "l": "Linear", "r": "Relu", "k": "LeakyRelu"}  # letter -> class name
 ACTIVATION_ARGUMENTS = {"k": (LEAKY_ALPHA,)}  # what the candidate's class is constructed with
 THRESHOLD = 1e-12  # float64 arithmetic against exact: a few hundred eps of normwise error
-SAME = 1e-9  # a hypothesis explains a wrong result when it matches it this closely
-NAMED_FACTOR = 1e-4  # ... a classic factor, this closely: float32 rounding must not hide it
-SINGLE = 1e-5  # a wrong result this close is float32 rounding (eps 6e-8, a few hundred operations), not a formula
-SINGLE_SENTENCE = "agrees only to single precision: a part is computed in float32 (float64 is expected)"
 FAILED = object()  # what Lab.call returns when the candidate's method raised
-MP_DPS = 50
-# checks.verify refusing these checks for these reasons (the number type, not a bug): what rules them out
-NUMBER_TYPE_CHECKS = {
-    "complex step": ("not complex-analytic", "its complex-step checks (the implementation computes in real "
-                     "floats: complex numbers lose their imaginary part)"),
-    "complex step of grad": ("not complex-analytic", None),  # said with the complex step
-    "50 digits": ("float64 only", "its 50-digit checks (mpmath numbers are not carried to the candidate's worker)"),
-}
-LAYER_STAGES = ("forward", "backward", "Rp_forward", "Rp_backward")
-STAGES = ("activation", "layout", "forward", "backward", "Rp_forward", "Rp_backward", "model", "verify",
-          "optimizers")
-
-
 def activations_of(module):
     """{our letter: the candidate's class} for the activations it has."""
     found = {}
@@ -107,80 +89,6 @@ def activations_of(module):
 def reference_activation(letter):
     """ae's activation for a letter, LeakyReLU with the alpha the candidate's class is given."""
     return LeakyReluActivationFunction(LEAKY_ALPHA) if letter == "k" else from_letter(letter)
-
-
-def _other_alphas(X, method):
-    """LeakyReLU's val or deriv with the alphas a class that ignores the one it is given uses."""
-    below = {"val": lambda alpha: alpha * X, "deriv": lambda alpha: alpha * np.ones_like(X)}.get(method)
-    if below is None:
-        return []
-    above = X if method == "val" else np.ones_like(X)
-    return [(f"computes with alpha {alpha:g}, not the {LEAKY_ALPHA:g} it was given" if alpha else
-             "is ReLU's: alpha 0 below zero", np.where(X > 0, above, below(alpha)))
-            for alpha in (0.01, 0.1, 0.2, 0.02, 0.0)]
-
-
-def _close(a, b, tolerance=SAME):
-    return _distance(a, b) <= tolerance
-
-
-def _distance(a, b):
-    """|a - b| / |b|: the figure of a result against what explains it."""
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), np.finfo(float).tiny))
-
-
-def _factor_name(c, n, tolerance=SAME):
-    """(name, value) of the classic factor c is, or (None, None)."""
-    constants = ((-1, "-1"), (2, "2"), (0.5, "1/2"))
-    # a factor of the batch size that equals 1 or a constant (N = 2) is named as the constant: no cause is guessed
-    batch = [(value, name) for value, name in ((n, "N"), (1 / n, "1/N"), (n - 1, "N-1"))
-             if value != 1 and value not in dict(constants)]
-    for value, name in batch[:2] + list(constants) + batch[2:]:
-        if abs(c - value) <= tolerance * abs(value):
-            return name, value
-    return None, None
-
-
-def diagnose(theirs, exact, n=None, matrix=None, hypotheses=()):
-    """(sentence, factor) naming the classic hypothesis that explains a wrong result, or (None, None).
-
-    ``n``: the batch size (for factors N and 1/N); ``matrix``: the (rows, columns) of a weight
-    matrix the values ravel (for a transpose); ``hypotheses``: (sentence, alternative reference).
-    """
-    return diagnose_with_residual(theirs, exact, n, matrix, hypotheses)[:2]
-
-
-def diagnose_with_residual(theirs, exact, n=None, matrix=None, hypotheses=()):
-    """(sentence, factor, residual): ``diagnose``'s answer and the relative distance that remains once
-    it is accounted for.  A classic factor (N, 1/N, ...) is named even where rounding coarser than
-    float64's (float32: ~1e-7) blurs it, up to NAMED_FACTOR: the residual then says how far."""
-    theirs, exact = np.ravel(theirs), np.ravel(exact)
-    for sentence, alternative in hypotheses:
-        alternative = np.ravel(alternative)
-        if alternative.shape == theirs.shape and _close(theirs, alternative):  # of another shape: compare() tries it
-            return sentence, None, _distance(theirs, alternative)
-    norm2 = exact @ exact
-    if norm2 > 0:
-        c = float(theirs @ exact / norm2)
-        if _close(theirs, exact):  # the reference itself, to within SAME: no factor to name
-            return None, None, None
-        name, value = _factor_name(c, n, NAMED_FACTOR) if n else (None, None)
-        if name and _close(theirs, value * exact, NAMED_FACTOR):
-            c = value
-        else:
-            name = None
-        if c != 0 and (_close(theirs, c * exact) or name):
-            text = f"is {name if name else format(c, '.6g')} times the reference"
-            if name == "N":
-                text += ": the 1/N of formula (1) is missing"
-            elif name == "1/N":
-                text += ": it divides by N once more than formula (1)"
-            return text, c, _distance(theirs, c * exact)
-    if matrix is not None and theirs.size == matrix[0] * matrix[1]:
-        transposed = exact.reshape(matrix).T.ravel()
-        if _close(theirs, transposed):
-            return "is the reference transposed (raveled in W's place)", None, _distance(theirs, transposed)
-    return None, None, None
 
 
 class Lab:
@@ -220,7 +128,7 @@ class Lab:
                 broadcast = np.broadcast_to(theirs, exact.shape)
             except ValueError:
                 explained = next((sentence for sentence, alternative in hypotheses  # of the shape it has
-                                  if np.shape(alternative) == theirs.shape and _close(
+                                  if np.shape(alternative) == theirs.shape and diagnosis.close(
                                       theirs.ravel(), numeric.to_float64(np.asarray(alternative)).ravel())), None)
                 self.failure(stage, where, part, f"shape {theirs.shape}, expected {exact.shape}", layer)
                 self.records[-1]["diagnosis"] = explained
@@ -233,10 +141,10 @@ class Lab:
         record = records.verdict("engine", part, error, THRESHOLD, self.context(stage, where, layer), **fields)
         if record["verdict"] == "fail":
             hypotheses = tuple((s, numeric.to_float64(np.asarray(a))) for s, a in hypotheses)
-            record["diagnosis"], record["factor"], record["residual"] = diagnose_with_residual(
+            record["diagnosis"], record["factor"], record["residual"] = diagnosis.diagnose_with_residual(
                 theirs, exact, n, matrix, hypotheses)
-            if record["diagnosis"] is None and error <= SINGLE:
-                record["diagnosis"] = SINGLE_SENTENCE
+            if record["diagnosis"] is None and error <= diagnosis.SINGLE:
+                record["diagnosis"] = diagnosis.SINGLE_SENTENCE
             record["batch"] = n
         self.records.append(record)
 
@@ -290,9 +198,9 @@ class Lab:
                     and not any(r.get("factor") for r in model)):
                 factor, columns = factors.pop(), self.configs[net].layer_batch
                 # the model undoes it: a factor 1/columns (or columns) is the layer's own 1/N (N), whatever N is
-                name = ("1/N" if abs(factor * columns - 1) <= NAMED_FACTOR else
-                        "N" if abs(factor / columns - 1) <= NAMED_FACTOR else
-                        _factor_name(factor, columns)[0] or f"{factor:.6g}")
+                name = ("1/N" if abs(factor * columns - 1) <= diagnosis.NAMED_FACTOR else
+                        "N" if abs(factor / columns - 1) <= diagnosis.NAMED_FACTOR else
+                        diagnosis.factor_name(factor, columns)[0] or f"{factor:.6g}")
                 convention = (f"{name} times the reference inside each layer (batch of {columns} columns), "
                               "undone by the model (its gradient, Hv and GNv carry no such factor): the "
                               "implementation's convention, not an error")
@@ -300,7 +208,7 @@ class Lab:
                     if r["residual"] <= r["threshold"]:
                         r["verdict"], r["reason"] = "note", convention
                     else:  # what remains is float32 rounding, or a finding of its own
-                        r["diagnosis"] = SINGLE_SENTENCE if r["residual"] <= SINGLE else None
+                        r["diagnosis"] = diagnosis.SINGLE_SENTENCE if r["residual"] <= diagnosis.SINGLE else None
                         r["note"] = convention
                         r["convention"] = f"{name} times the reference inside each layer"
                         r["reason"] = f"differs from the reference once the convention ({r['convention']}) is taken out"
@@ -318,75 +226,7 @@ class Lab:
 
     def findings(self):
         """Lines, root causes first; a failure an earlier one explains is listed under it."""
-        failed = [r for r in self.records if r["verdict"] in ("fail", "not implemented")]
-        order = sorted(failed, key=lambda r: (STAGES.index(r["stage"]), r.get("layer") or 0))
-        roots, under = [], {}
-        for r in order:
-            cause = next((root for root in roots if _explains(root, r)), None)
-            if cause is None:
-                roots.append(r)
-                under[id(r)] = []
-            else:
-                under[id(cause)].append(r)
-        grouped = {}  # one root per place and diagnosis: the quantities it explains are named together
-        for root in roots:
-            key = (root["net"], root["where"], root.get("diagnosis")) if root.get("diagnosis") else id(root)
-            grouped.setdefault(key, []).append(root)
-        # the same finding in several layers or nets is one root cause (the layer's code): one line
-        merged = {}
-        for group in grouped.values():
-            root = group[0]
-            text = _line(root, [r["quantity"] for r in group]).split("] ", 1)[-1]
-            general, key = text, text
-            if root.get("diagnosis") or root.get("reason"):  # by what it is, not where, how far or how large
-                general = re.sub(r" \(off by [^)]*\)$", "", re.sub(r"^layer \d+(?=[ :])", "layer K", text))
-                # ... nor which of a pass's quantities show it
-                key = re.sub(r"\d+", "#", f"{re.sub(r'^layer [0-9]+', 'layer K', root['where'])}: "
-                                          f"{root.get('diagnosis') or root.get('reason')}")
-            merged.setdefault(key, []).append((general, group))
-        lines = []
-        for variants in merged.values():
-            groups = [group for _, group in variants]
-            quantities = list(dict.fromkeys(r["quantity"] for group in groups for r in group))
-            # each place's text naming every quantity any place showed the finding in
-            texts = [re.sub(r"^layer \d+(?=[ :])", "layer K", re.sub(r" \(off by [^)]*\)$", "", _line(
-                group[0], quantities if len(groups) > 1 else [r["quantity"] for r in group]).split("] ", 1)[-1]))
-                for group in groups]
-            general = texts[0]
-            if len(set(texts)) > 1:  # the same finding with each layer's own sizes
-                first = groups[0][0]
-                layer = f"layer {first['layer']} of " if first.get("layer") is not None else ""
-                general += f" (the figures of {layer}net {first.get('net')})"
-            roots_here = [g[0] for g in groups]
-            layers = sorted({r["layer"] for r in roots_here if r.get("layer") is not None})
-            nets = sorted({r["net"] for r in roots_here if r.get("net")})
-            if len(groups) == 1:
-                line = _line(roots_here[0], [r["quantity"] for r in groups[0]])
-            else:
-                if layers:
-                    where = f"layers {', '.join(map(str, layers))}" if len(layers) > 1 else f"layer {layers[0]}"
-                    general = general.replace("layer K", where, 1)
-                prefix = (f"[nets {'; '.join(nets)}] " if len(nets) > 1 else f"[net {nets[0]}] " if nets else "")
-                line = prefix + general + _merged_figure(roots_here)
-            lines.append(line)
-            following = {}
-            for r in (r for g in groups for root in g for r in under[id(root)]):  # one line per place and quantity
-                following.setdefault((r["where"], r["quantity"]), []).append(r)
-            for group in following.values():
-                more = f" (and {len(group) - 1} more like it)" if len(group) > 1 else ""
-                lines.append(f"    follows from it: {_line(group[0])}{more}")
-        skipped = sorted({f"{r['where']}: {r['quantity']} cannot run: {r['reason']}" for r in self.records
-                          if r["verdict"] == "cannot run" and not _refused_number_type(r)})
-        lines += [f"cannot run: {s}" for s in skipped]
-        lines += _number_type_note(self.records)
-        notes = {}  # one line per reason, naming every place it applies to
-        for r in self.records:
-            if r["verdict"] == "note" or r.get("note"):
-                places = notes.setdefault(r.get("note") or r.get("reason"), [])
-                place = f"{r['where']} {r['quantity']}".replace(" use_bias", "")
-                if place not in places:
-                    places.append(place)
-        return lines + [f"note: {reason}: {', '.join(places)}" for reason, places in sorted(notes.items())]
+        return findings.lines(self.records)
 
     def summary(self):
         """{stage: pass / fail / not implemented / cannot run} and the root causes, for a class table."""
@@ -418,7 +258,7 @@ class Lab:
                     theirs = self.call("activation", f"{where} {method}", getattr(candidate, method), X.copy())
                     if theirs is not FAILED:
                         self.compare("activation", f"{where} {method}", method, theirs, getattr(ours, method)(X_mp),
-                                     hypotheses=_other_alphas(X, method) if letter == "k" else ())
+                                     hypotheses=diagnosis.other_alphas(X, method) if letter == "k" else ())
 
     def layout(self, index, shape, use_bias=True):
         """(where each entry of the candidate's flat block sits in ours, whether the layer has a bias).
@@ -796,117 +636,6 @@ class Lab:
 
 def _same_array(a, b):
     return a.shape == b.shape and np.array_equal(a, b)
-
-
-def _explains(root, record):
-    """Whether a failure follows from an earlier one: an activation's under everything after it; a layer's
-    pass under the same layer's later passes and the model; the layout under everything of its net."""
-    if root["stage"] == record["stage"] == "optimizers":
-        return candidate_optim.explains(root, record)
-    if root["quantity"] == "use_bias" and root["verdict"] == "fail":  # probed with a bias it should not have
-        return root["net"] == record["net"]
-    if root["stage"] == record["stage"] == "model":  # the loss's backward state is every product's too
-        return root["quantity"] in ("loss", "gradient") and record["quantity"] not in ("loss", "gradient")
-    if STAGES.index(root["stage"]) >= STAGES.index(record["stage"]):
-        return False
-    if root["stage"] == "activation":
-        return _uses(record, root)
-    if root["net"] != record["net"]:
-        return False
-    if record["stage"] in ("model", "verify", "optimizers") or root["stage"] == "layout":
-        return True
-    return root.get("layer") == record.get("layer")
-
-
-# which computations call an activation's method: (stages, model quantities) that read it
-CALLED_BY = {
-    "val": None,  # everything downstream
-    "deriv": ({"backward", "Rp_forward", "Rp_backward", "verify", "optimizers"},
-              lambda quantity: quantity not in ("loss",) and not quantity.startswith("get_activations")),
-    "second_deriv": ({"Rp_backward"}, lambda quantity: quantity.startswith("Hv")),  # GNv never reads it
-}
-
-
-def _uses(record, root):
-    """Whether the computation of ``record`` calls the activation method that failed in ``root``: a net or
-    layer without that activation, or a pass that never calls the method, cannot follow from it."""
-    parts = root.get("where", "").split()  # "activation <class name> <method>"
-    if len(parts) < 3 or parts[2] not in CALLED_BY:
-        return True  # the class itself could not be built: everything with it
-    letter = next((g for g, name in ACTIVATIONS.items() if name.lower() in parts[1].lower()
-                   and ("leaky" in parts[1].lower()) == (g == "k")), None)
-    letters = record.get("letters")
-    if letter and letters:
-        used = letters[record["layer"]] if record["stage"] in LAYER_STAGES and record.get("layer") is not None \
-            else letters
-        if letter not in used:
-            return False
-    if CALLED_BY[parts[2]] is None:
-        return True
-    stages, model_quantity = CALLED_BY[parts[2]]
-    if record["stage"] == "model":
-        return model_quantity(record["quantity"])
-    if record["stage"] == "verify":
-        return parts[2] != "second_deriv" or record["quantity"] == "Hv"
-    return record["stage"] in stages
-
-
-def _refused_number_type(r):
-    """Whether a record is checks.verify refusing a check for the number type the candidate computes in."""
-    return (r["verdict"] == "cannot run" and r["stage"] == "verify" and r["check"] in NUMBER_TYPE_CHECKS
-            and NUMBER_TYPE_CHECKS[r["check"]][0] in r["reason"])
-
-
-def _number_type_note(found):
-    """One note, in place of a "cannot run" line per net and product, for the checks of checks.verify
-    refused for the number type: why, and what judged instead."""
-    refused = sorted({r["check"] for r in found if _refused_number_type(r) and NUMBER_TYPE_CHECKS[r["check"]][1]})
-    if not refused:
-        return []
-    without = " and ".join(NUMBER_TYPE_CHECKS[check][1] for check in refused)
-    return [f"note: checks.verify judged the model's loss, gradient and Hv without {without}: finite differences, "
-            "Richardson extrapolation, references from the loss alone, the Taylor test and symmetry judged them "
-            f"instead; every other stage's reference is ae's engine at {MP_DPS} digits, unaffected"]
-
-
-def _merged_figure(found):
-    """The figure of one finding in several places: the largest distance; once a diagnosis or a
-    convention is accounted for, the largest that remains, with its target."""
-    measured = [r["residual"] if r.get("convention") else r["measured"] for r in found
-                if r.get("measured") is not None]
-    if not measured:
-        return ""
-    left = [r["residual"] for r in found if r.get("diagnosis") and r.get("residual") is not None]
-    target = f"target {found[0]['threshold']:.0e})"
-    return f" (off by up to {max(measured):.1e}" + (
-        f"; once that is accounted for, up to {max(left):.1e}, {target}" if left else f", {target}")
-
-
-def _figure(r):
-    """How far off an undiagnosed result is, relative, with its target: normwise where a check judged
-    entry by entry (``relative``), and near what (``nearest``)."""
-    if r.get("relative") is not None:
-        return (f"off by {r['relative']:.1e} relative, normwise (its worst entry is {r['measured']:.1e} times "
-                f"its rounding tolerance, target {r['threshold']:.0e})")
-    text = f"off by {r['measured']:.1e} (target {r['threshold']:.0e})"
-    return text + (f" from the nearest reference, {r['nearest']}" if r.get("nearest") else "")
-
-
-def _line(r, quantities=None):
-    net = f"[net {r['net']}] " if r.get("net") else ""
-    if r["quantity"] in ("raised", "not implemented", "crashed", "timed out", "malformed answer"):
-        return f"{net}{r['where']}: {r['reason']}"
-    what = r.get("diagnosis") or r.get("reason") or _figure(r)
-    if r.get("diagnosis") and r.get("measured") is None:  # a result of another shape that a hypothesis explains
-        what += f" ({r['reason']})"
-    elif r.get("convention"):
-        what += f" (off by {r['residual']:.1e}, target {r['threshold']:.0e})"
-    elif r.get("diagnosis"):
-        what += f" (off by {r['measured']:.1e}" + (
-            f"; once that is accounted for, off by {r['residual']:.1e}, target {r['threshold']:.0e})"
-            if r.get("residual") is not None else f", target {r['threshold']:.0e})")
-    names = ", ".join(quantities) if quantities and len(quantities) > 1 else r["quantity"]
-    return f"{net}{r['where']}: {names} {what}"
 
 
 def engine_name(spec):

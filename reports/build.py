@@ -604,7 +604,7 @@ def engine_section(saved):
 
 def build_class_report(summary_path, out):
     """One PDF for a class: the summary table, then a page per submission; returns its path."""
-    from checks.candidate import STAGES
+    from checks.findings import STAGES
 
     saved, problem = read_json_object(summary_path)
     if problem or "submissions" not in saved:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from checks import __main__ as checks_cli
-from checks import candidate, loader, remote
+from checks import candidate, diagnosis, findings, loader, remote
 
 FIXTURE = pathlib.Path(__file__).resolve().parent / "fixtures" / "course_engine"
 
@@ -192,7 +192,7 @@ def test_each_classic_bug_fails_naming_where(tmp_path, monkeypatch, capsys, bug,
     assert all(r["engine"] == "course_engine" for r in saved["records"])  # the verify records too
     assert all({"net", "stage", "where", "layer"} <= set(r) for r in saved["records"])
     assert all(r["where"] == f"layer {r['layer']} Rp_forward" for r in saved["records"] if r["quantity"] == "state")
-    stages = {stage: {r["verdict"] for r in saved["records"] if r["stage"] == stage} for stage in candidate.STAGES}
+    stages = {stage: {r["verdict"] for r in saved["records"] if r["stage"] == stage} for stage in findings.STAGES}
     assert saved["summary"]["stages"] == {  # each stage's worst verdict
         stage: next((v for v in ("fail", "not implemented", "pass", "cannot run") if v in found), "-")
         for stage, found in stages.items()}
@@ -499,18 +499,18 @@ def test_a_second_implementation_with_another_layout_is_read_and_judged_the_same
 ])
 def test_diagnose_names_each_classic_factor(factor, sentence):
     exact = np.array([1.0, -2.0, 0.5, 3.0])
-    assert candidate.diagnose(factor * exact, exact, n=7) == (sentence, pytest.approx(factor, rel=1e-15))
+    assert diagnosis.diagnose(factor * exact, exact, n=7) == (sentence, pytest.approx(factor, rel=1e-15))
 
 
 def test_diagnose_names_a_transpose_a_hypothesis_and_nothing_else():
     exact = np.arange(1.0, 7.0)  # a 2 x 3 matrix raveled
-    assert candidate.diagnose(exact.reshape(2, 3).T.ravel(), exact, n=5, matrix=(2, 3)) == (
+    assert diagnosis.diagnose(exact.reshape(2, 3).T.ravel(), exact, n=5, matrix=(2, 3)) == (
         "is the reference transposed (raveled in W's place)", None)
-    assert candidate.diagnose(exact + 1, exact, n=5, hypotheses=[("uses pre-activations", exact + 1)]) == (
+    assert diagnosis.diagnose(exact + 1, exact, n=5, hypotheses=[("uses pre-activations", exact + 1)]) == (
         "uses pre-activations", None)
-    assert candidate.diagnose(exact + np.array([0, 0, 0, 0, 0, 1e-3]), exact, n=5, matrix=(2, 3)) == (None, None)
-    assert candidate.diagnose(exact * (1 + 1e-8), exact, n=5) == ("is 1 times the reference", pytest.approx(1 + 1e-8))
-    assert candidate.diagnose(np.zeros(6), exact, n=5) == (None, None)  # a zero result is no factor of anything
+    assert diagnosis.diagnose(exact + np.array([0, 0, 0, 0, 0, 1e-3]), exact, n=5, matrix=(2, 3)) == (None, None)
+    assert diagnosis.diagnose(exact * (1 + 1e-8), exact, n=5) == ("is 1 times the reference", pytest.approx(1 + 1e-8))
+    assert diagnosis.diagnose(np.zeros(6), exact, n=5) == (None, None)  # a zero result is no factor of anything
 
 
 def record(stage, quantity="gradient", net="a", layer=None):
@@ -551,17 +551,17 @@ def record(stage, quantity="gradient", net="a", layer=None):
     (record("forward", layer=1), record("model", net="b"), False),
 ])
 def test_which_failure_explains_which(root, follower, explained):
-    assert candidate._explains(root, follower) is explained
+    assert findings._explains(root, follower) is explained
 
 
 def test_a_finding_line_names_the_net_the_place_and_what_is_wrong():
     wrong = {"net": "tanh tied", "where": "layer 1 backward", "quantity": "dW", "measured": 0.5, "threshold": 1e-12}
-    assert candidate._line(wrong) == "[net tanh tied] layer 1 backward: dW off by 5.0e-01 (target 1e-12)"
-    assert candidate._line({**wrong, "diagnosis": "is 2 times the reference"}, ["dW", "db"]) == (
+    assert findings._line(wrong) == "[net tanh tied] layer 1 backward: dW off by 5.0e-01 (target 1e-12)"
+    assert findings._line({**wrong, "diagnosis": "is 2 times the reference"}, ["dW", "db"]) == (
         "[net tanh tied] layer 1 backward: dW, db is 2 times the reference (off by 5.0e-01, target 1e-12)")
-    assert candidate._line({**wrong, "net": None, "reason": "returned shape (3,)"}, ["dW"]) == (
+    assert findings._line({**wrong, "net": None, "reason": "returned shape (3,)"}, ["dW"]) == (
         "layer 1 backward: dW returned shape (3,)")
-    assert candidate._line({**wrong, "quantity": "raised", "reason": "ValueError: no"}) == (
+    assert findings._line({**wrong, "quantity": "raised", "reason": "ValueError: no"}) == (
         "[net tanh tied] layer 1 backward: ValueError: no")
 
 
@@ -610,14 +610,14 @@ def test_a_figure_is_the_distance_left_once_the_convention_is_removed(tmp_path, 
 def test_a_classic_factor_is_named_through_float32_rounding_and_its_remainder_given():
     exact = np.random.default_rng(0).standard_normal(12)
     theirs = (exact / 5).astype(np.float32).astype(float)
-    sentence, factor, residual = candidate.diagnose_with_residual(theirs, exact, n=5)
+    sentence, factor, residual = diagnosis.diagnose_with_residual(theirs, exact, n=5)
     assert sentence.startswith("is 1/N times the reference") and factor == 0.2 and 1e-10 < residual < 1e-6
-    assert candidate.diagnose_with_residual(exact * (1 + 1e-10), exact, n=5) == (None, None, None)  # no "1 times"
-    assert candidate.diagnose_with_residual(theirs + 1e-3, exact, n=5)[0] is None  # a real error: no factor
+    assert diagnosis.diagnose_with_residual(exact * (1 + 1e-10), exact, n=5) == (None, None, None)  # no "1 times"
+    assert diagnosis.diagnose_with_residual(theirs + 1e-3, exact, n=5)[0] is None  # a real error: no factor
 
 
 def test_an_entrywise_check_s_figure_is_relative_and_normwise():
     failed = {"net": "5-3-5 st", "where": "model (complex step)", "quantity": "Hv", "measured": 2e14,
               "threshold": 1.0, "relative": 0.31}
-    assert candidate._line(failed) == ("[net 5-3-5 st] model (complex step): Hv off by 3.1e-01 relative, normwise "
+    assert findings._line(failed) == ("[net 5-3-5 st] model (complex step): Hv off by 3.1e-01 relative, normwise "
                                        "(its worst entry is 2.0e+14 times its rounding tolerance, target 1e+00)")

@@ -38,9 +38,12 @@ def examine(switch):
     with tempfile.TemporaryDirectory() as out:
         env = {**os.environ, "COURSE_ENGINE_BUG": switch}
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "checks", "--engine", str(FIXTURE), "--out", out,
-                        "--candidate-env", "COURSE_ENGINE_BUG"], env=env, cwd=ROOT, capture_output=True, check=False)
+        done = subprocess.run([sys.executable, "-m", "checks", "--engine", str(FIXTURE), "--out", out,
+                               "--candidate-env", "COURSE_ENGINE_BUG"], env=env, cwd=ROOT, capture_output=True,
+                              text=True, check=False)
         seconds = time.perf_counter() - start
+        if not Path(out, "records.json").exists():
+            raise SystemExit(f"{switch}: the lab wrote no records (exit {done.returncode}): {done.stderr[-2000:]}")
         saved = json.loads(Path(out, "records.json").read_text())
     findings = saved["findings"]
     roots = [line for line in findings if not line.startswith(("    ", "cannot run", "note"))]
