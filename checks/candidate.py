@@ -36,6 +36,11 @@ process of its own started by ``checks.sandbox``, and the lab holds proxies
 (``checks.remote``) whose calls cross a pipe (``checks.channel``), so the
 candidate can neither patch the lab's comparisons nor its numpy.
 
+The rooms: ``checks.configurations`` (which nets), this module (loading,
+layout probing, the layer passes, the model's products), ``checks.candidate_optim``
+(the optimizers), ``checks.diagnosis`` (how a wrong result is named),
+``checks.findings`` (what is said, from the records).
+
 A wrong result is diagnosed against the classic hypotheses: a constant
 factor (N, 1/N, 2, 1/2, -1, ...; at a batch of two a factor 2 is named N only
 where a larger batch shows it is N), the reference transposed, a missing term
@@ -43,10 +48,14 @@ of the pass's formula, W for W^T in a square layer, the activation applied
 twice, the layers' blocks of a flat vector in another order, the values of an
 earlier call, a product right before a call and wrong after it (state that
 call leaves), agreement to float32 precision only.  Findings come root cause
-first: a failure that an earlier failure explains (a wrong activation under
-every pass that uses it, a layer's backward pass under the model's gradient)
-is listed under it.  Per-layer scaling that the model undoes (dividing by N
-inside each layer) is a note, not a failure.  A missing method, an exception
+first: a failure that an earlier failure explains is listed under it.  For
+a wrong activation that is shown, not inferred: every net that uses it is
+examined again with ae's activation in its place (in the candidate's worker);
+what then passes follows from it, what still fails is a root of its own.
+Otherwise the order of dependence decides (a layer's backward pass under the
+model's gradient; an activation's method under what calls it).  Per-layer
+scaling that the model undoes (dividing by N inside each layer) is a note,
+not a failure.  A missing method, an exception
 (named at the innermost line of the candidate's own files), an argument
 changed in place, a crash of its worker, a call that does not answer within
 the time limit, an answer that cannot be read (too large, not numbers): each
@@ -100,6 +109,8 @@ class Lab:
         self.rng = np.random.default_rng(seed)
         self.records = []
         self.activations = activations_of(modules["activations"])
+        self.substituted = set()  # letters whose activation is ae's, in the candidate's worker
+        self.letter_at = {}  # "activation <class name>" -> its letter
         self.net = None  # the label of the net being examined, for the records
         self.config = None  # ... and its configuration
         self.configs = {}  # label -> configuration of every net examined
@@ -248,6 +259,7 @@ class Lab:
                 continue
             cls = self.activations[letter]
             where = f"activation {cls.__name__}"
+            self.letter_at[where] = letter
             candidate = self.call("activation", where, cls, *ACTIVATION_ARGUMENTS.get(letter, ()))
             if candidate is FAILED:
                 continue
@@ -369,8 +381,10 @@ class Lab:
     def new_layer(self, stage, where, shape, letter, k, bias=True):
         """The candidate's FCLayer(shape, its activation, use_bias=bias), both constructors called with
         their prints kept and their exceptions recorded; FAILED if either raised."""
-        activation = self.call(stage, f"{where} activation", self.activations[letter],
-                               *ACTIVATION_ARGUMENTS.get(letter, ()), layer=k)
+        cls = (self.modules["stand_ins"].ReferenceActivation if letter in self.substituted
+               else self.activations[letter])
+        arguments = ((letter,) if letter in self.substituted else ()) + ACTIVATION_ARGUMENTS.get(letter, ())
+        activation = self.call(stage, f"{where} activation", cls, *arguments, layer=k)
         if activation is FAILED:
             return FAILED
         return self.call(stage, where, self.modules["layers"].FCLayer, shape, activation, bias, layer=k)
@@ -597,7 +611,37 @@ class Lab:
 
     def run(self):
         self.check_activations()
-        for config in configurations.for_candidate(self.activations):
+        self.examine_nets(configurations.for_candidate(self.activations))
+        self.confirm_activation_causes()
+        self.accept_conventions()
+        self.name_batch_factors()
+        return self.records
+
+    def confirm_activation_causes(self):
+        """Causes shown, not inferred: for each activation that failed, every net that uses it is examined
+        again with ae's activation in its place (in the candidate's worker).  A later failure that then
+        passes follows from that activation (its record lists the letter in ``follows``); one that still
+        fails is a root of its own.  The activation's root record is marked ``substituted``."""
+        failed = {self.letter_at.get(" ".join(r["where"].split()[:2])) for r in self.records
+                  if r["stage"] == "activation" and r["verdict"] in ("fail", "not implemented")}
+        for letter in sorted(g for g in failed if g):
+            shadow = Lab(self.modules, self.name, self.seed)
+            shadow.activations, shadow.substituted = self.activations, {letter}
+            shadow.examine_nets([c for c in configurations.for_candidate(self.activations) if letter in c.letters])
+            outcome = {_key(r): r for r in shadow.records}
+            for r in self.records:
+                again = outcome.get(_key(r), {})
+                if r["stage"] == "activation" and self.letter_at.get(" ".join(r["where"].split()[:2])) == letter:
+                    r["substituted"], r["letter"] = True, letter
+                elif r["verdict"] in ("fail", "not implemented") and again.get("verdict") == "pass":
+                    r.setdefault("follows", []).append(letter)
+                elif r["verdict"] == "fail" and again.get("diagnosis") and not r.get("diagnosis"):
+                    # a cause of its own, which the activation's error blurred: named as it shows without
+                    # it; the figures stay this record's own
+                    r["diagnosis"], r["residual"], r["factor"] = again["diagnosis"], None, None
+
+    def examine_nets(self, chosen):
+        for config in chosen:
             widths, letters = list(config.widths), config.letters
             self.net, self.config = config.label, config
             self.configs[config.label] = config
@@ -625,13 +669,15 @@ class Lab:
                 self.guarded(self.check_model, widths, letters, layouts)
                 if config.optimizers:  # a few epochs of each optimizer
                     self.guarded(candidate_optim.check, self, widths, letters, layouts)
-        self.accept_conventions()
-        self.name_batch_factors()
-        return self.records
 
     def covered(self):
         """[{net, covers}]: the configurations examined and what part of the API each exercised."""
         return [{"net": label, "covers": config.covers()} for label, config in self.configs.items()]
+
+
+def _key(r):
+    """What identifies a check across two examinations of one candidate."""
+    return r["net"], r["stage"], r["where"], r["quantity"], r.get("check")
 
 
 def _same_array(a, b):

@@ -76,6 +76,26 @@ class LinearActivationFunction:
         return np.zeros(np.shape(X))
 
 
+class ReferenceActivation:
+    """ae's activation of a letter in float64 (module ``stand_ins``): put in place of the candidate's, it
+    shows which of the candidate's findings its own activation causes."""
+
+    def __init__(self, letter, *arguments):
+        from ae.activations import LETTERS
+
+        cls, defaults = LETTERS[letter]
+        self.afun = cls(*arguments) if arguments else cls(**defaults)
+
+    def val(self, X):
+        return np.asarray(self.afun.val(np.asarray(X, dtype=float)), dtype=float)
+
+    def deriv(self, X):
+        return np.asarray(self.afun.deriv(np.asarray(X, dtype=float)), dtype=float)
+
+    def second_deriv(self, X):
+        return np.asarray(self.afun.second_deriv(np.asarray(X, dtype=float)), dtype=float)
+
+
 def _public_methods(obj):
     kind = obj if isinstance(obj, type) else type(obj)
     return tuple(m for m in dir(kind) if not m.startswith("_") and callable(getattr(kind, m, None)))
@@ -242,6 +262,7 @@ def main(argv=None):
     folder = (path if path.is_dir() else pathlib.Path(modules["layers"].__file__).parent).resolve()
     stand_ins = types.ModuleType("stand_ins")
     stand_ins.LinearActivationFunction = LinearActivationFunction
+    stand_ins.ReferenceActivation = ReferenceActivation
     server = Server({**modules, "stand_ins": stand_ins}, folder, sys.stdout)
     channel.send(writer, server.inventory())
     while True:

@@ -223,16 +223,31 @@ def test_the_nets_examined_cover_the_api_and_say_so(tmp_path, monkeypatch):
 @pytest.mark.parametrize("bugs, own_root", [
     # a layer's own backward bug, not under a second derivative backward never calls
     ("sigmoid_second_deriv,transposed_weight_derivative", r"backward: dW is the reference transposed"),
-    # a GNv bug in nets without ReLU, not under ReLU's wrong derivative
+    # a GNv bug, not under ReLU's wrong derivative, in the net with ReLU too: with ae's ReLU in its place the
+    # GNv of the ReLU net still fails, and is then diagnosed as in the others
     ("relu_deriv_is_a_scalar,gauss_newton_ignores_its_direction",
-     r"^\[nets 4-4 k, no bias, batch 1; 5-3-5 st; 6-4-2-4-6 tlts\] model: GNv with a direction other than the last "
-     r"Hv's"),
+     r"^\[nets 3-5-5-3 rkt, batch 2; 4-4 k, no bias, batch 1; 5-3-5 st; 6-4-2-4-6 tlts\] model: GNv with a "
+     r"direction other than the last Hv's, GNv after compute_loss on other data equals the GNv of the direction of "
+     r"an earlier call"),
 ])
 def test_a_failure_follows_from_an_activation_only_where_its_computation_calls_it(tmp_path, monkeypatch, bugs,
                                                                                     own_root):
     _, saved = run(tmp_path, monkeypatch, bugs)
     roots = [line for line in saved["findings"] if not line.startswith(("    ", "cannot run", "note"))]
     assert len(roots) == 2 and roots[0].startswith("activation ") and re.search(own_root, roots[1]), roots
+
+
+def test_what_follows_from_an_activation_is_what_passes_with_ae_s_activation_in_its_place(tmp_path, monkeypatch):
+    _, saved = run(tmp_path, monkeypatch, "relu_deriv_is_a_scalar")
+    root = next(r for r in saved["records"] if r["where"] == "activation ReluActivationFunction deriv")
+    assert root["substituted"] and root["letter"] == "r"
+    followers = [r for r in saved["records"] if r["verdict"] == "fail" and r is not root]
+    assert followers and all(r["follows"] == ["r"] and r["net"] == "3-5-5-3 rkt, batch 2" for r in followers)
+    assert {r["stage"] for r in followers} >= {"backward", "model"}
+    lines = saved["findings"]
+    assert lines[0].startswith("activation ReluActivationFunction deriv") and all(
+        line.startswith("    follows from it: [net 3-5-5-3 rkt, batch 2]") for line in lines[1:] if
+        line.startswith("    ")), lines
 
 
 def test_a_constructor_that_fails_in_the_layer_checks_is_named_under_its_root_cause(tmp_path, monkeypatch):
