@@ -3,6 +3,7 @@ examination each in its own worker, as a student would run it; writes a record (
 causes, round trips and seconds, and prints the markdown table bug -> finding of tests/README.md.
 
     python tools/catalogue.py [--out record.json] [--only SWITCH,SWITCH]
+    python tools/catalogue.py --table record.json      # the table of a record written before
 
 The switches and what each must give are the tests' (tests/test_candidate.py CATALOGUE, the optimizer
 switches of tests/test_candidate_optim.py); this tool only measures and tabulates them.
@@ -60,9 +61,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=None, help="write the record here (JSON)")
     parser.add_argument("--only", default=None, help="comma-separated switches (default: all)")
+    parser.add_argument("--table", default=None, help="print the table of this record; examine nothing")
     args = parser.parse_args(argv)
-    chosen = args.only.split(",") if args.only else switches()
-    record = []
+    chosen = [] if args.table else args.only.split(",") if args.only else switches()
+    record = json.loads(Path(args.table).read_text()) if args.table else []
     for switch in chosen:
         roots, notes, trips, seconds = examine(switch)
         record.append({"switch": switch, "roots": roots, "notes": notes, "round_trips": trips, "seconds": seconds})
