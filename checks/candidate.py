@@ -617,13 +617,16 @@ class Lab:
         self.name_batch_factors()
         return self.records
 
+    def letter_of(self, r):
+        """The activation letter of a record of the stage "activation" (None for another record)."""
+        return self.letter_at.get(" ".join(r["where"].split()[:2])) if r["stage"] == "activation" else None
+
     def confirm_activation_causes(self):
         """Causes shown, not inferred: for each activation that failed, every net that uses it is examined
         again with ae's activation in its place (in the candidate's worker).  A later failure that then
         passes follows from that activation (its record lists the letter in ``follows``); one that still
         fails is a root of its own.  The activation's root record is marked ``substituted``."""
-        failed = {self.letter_at.get(" ".join(r["where"].split()[:2])) for r in self.records
-                  if r["stage"] == "activation" and r["verdict"] in ("fail", "not implemented")}
+        failed = {self.letter_of(r) for r in self.records if r["verdict"] in ("fail", "not implemented")}
         for letter in sorted(g for g in failed if g):
             shadow = Lab(self.modules, self.name, self.seed)
             shadow.activations, shadow.substituted = self.activations, {letter}
@@ -631,7 +634,7 @@ class Lab:
             outcome = {_key(r): r for r in shadow.records}
             for r in self.records:
                 again = outcome.get(_key(r), {})
-                if r["stage"] == "activation" and self.letter_at.get(" ".join(r["where"].split()[:2])) == letter:
+                if self.letter_of(r) == letter:
                     r["substituted"], r["letter"] = True, letter
                 elif r["verdict"] in ("fail", "not implemented") and again.get("verdict") == "pass":
                     r.setdefault("follows", []).append(letter)

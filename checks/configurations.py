@@ -60,11 +60,6 @@ COVERING = (
 
 def for_candidate(available):
     """The covering set for a candidate with the activation letters ``available``: a letter it lacks is
-    stood in for by linear (named in the label), a configuration left with nothing new is dropped."""
-    chosen = []
-    for config in COVERING:
-        letters = "".join(g if g in available else "l" for g in config.letters)
-        config = dataclasses.replace(config, letters=letters)
-        if config not in chosen:
-            chosen.append(config)
-    return chosen
+    stood in for by linear (named in the label)."""
+    return [dataclasses.replace(c, letters="".join(g if g in available else "l" for g in c.letters))
+            for c in COVERING]
