@@ -114,6 +114,7 @@ class Lab:
         self.net = None  # the label of the net being examined, for the records
         self.config = None  # ... and its configuration
         self.configs = {}  # label -> configuration of every net examined
+        self.judged = {}  # id(record) -> (theirs, exact, n, matrix, hypotheses) of a failed comparison
 
     # --- records ---------------------------------------------------------------------------------
 
@@ -157,6 +158,7 @@ class Lab:
             if record["diagnosis"] is None and error <= diagnosis.SINGLE:
                 record["diagnosis"] = diagnosis.SINGLE_SENTENCE
             record["batch"] = n
+            self.judged[id(record)] = (theirs, exact, n, matrix, hypotheses)
         self.records.append(record)
 
     def failure(self, stage, where, part, reason, layer=None, verdict="fail"):
@@ -195,33 +197,51 @@ class Lab:
         return result
 
     def accept_conventions(self):
-        """Per-layer scaling that the model undoes is the candidate's convention, not an error: when every
-        layer's dW, db, R{dW}, R{db} is one and the same factor times the reference and the model's
-        gradient, Hv and GNv carry no factor, those layer records become notes; where rounding remains
-        once the factor is removed (a float32 pass), they stay failures whose figure is that remainder."""
+        """Per-layer scaling that the model undoes is the candidate's convention, not an error, judged per
+        component: when the failing dW, db, R{dW}, R{db} that carry a factor all carry one and the same and
+        the model's gradient carries none (its net turns the factor into the right gradient), those records
+        become notes; every other layer record of those quantities is judged again with the factor taken
+        out, so a bug of its own is named at its place, with the figure it has without the convention.
+        Where rounding remains once the factor is removed (a float32 pass), a record stays a failure whose
+        figure is that remainder."""
         for net in {r["net"] for r in self.records}:
             mine = [r for r in self.records if r["net"] == net]
             scaled = [r for r in mine if r["stage"] in ("backward", "Rp_backward") and r["verdict"] == "fail"
                       and r["quantity"] in ("dW", "db", "R{dW}", "R{db}")]
             factors = {round(r["factor"], 12) for r in scaled if r.get("factor")}
-            model = [r for r in mine if r["where"] == "model" and r["quantity"] in ("gradient", "Hv", "GNv")]
-            if (scaled and len(factors) == 1 and all(r.get("factor") for r in scaled) and model
-                    and not any(r.get("factor") for r in model)):
-                factor, columns = factors.pop(), self.configs[net].layer_batch
-                # the model undoes it: a factor 1/columns (or columns) is the layer's own 1/N (N), whatever N is
-                name = ("1/N" if abs(factor * columns - 1) <= diagnosis.NAMED_FACTOR else
-                        "N" if abs(factor / columns - 1) <= diagnosis.NAMED_FACTOR else
-                        diagnosis.factor_name(factor, columns)[0] or f"{factor:.6g}")
-                convention = (f"{name} times the reference inside each layer (batch of {columns} columns), "
-                              "undone by the model (its gradient, Hv and GNv carry no such factor): the "
-                              "implementation's convention, not an error")
-                for r in scaled:
-                    if r["residual"] <= r["threshold"]:
-                        r["verdict"], r["reason"] = "note", convention
-                    else:  # what remains is float32 rounding, or a finding of its own
+            gradient = [r for r in mine if r["where"] == "model" and r["quantity"] == "gradient"]
+            if len(factors) != 1 or not gradient or any(r.get("factor") for r in gradient):
+                continue
+            factor, columns = factors.pop(), self.configs[net].layer_batch
+            # the model undoes it: a factor 1/columns (or columns) is the layer's own 1/N (N), whatever N is
+            name = ("1/N" if abs(factor * columns - 1) <= diagnosis.NAMED_FACTOR else
+                    "N" if abs(factor / columns - 1) <= diagnosis.NAMED_FACTOR else
+                    diagnosis.factor_name(factor, columns)[0] or f"{factor:.6g}")
+            convention = (f"{name} times the reference inside each layer (batch of {columns} columns), "
+                          "undone by the model (its gradient carries no such factor): the implementation's "
+                          "convention, not an error")
+            for r in scaled:
+                if not r.get("factor"):  # wrong for a reason of its own: judged without the convention
+                    if id(r) not in self.judged:  # of another shape: said as it is
+                        continue
+                    theirs, exact, n, matrix, hypotheses = self.judged[id(r)]
+                    theirs = theirs / factor
+                    r["measured"] = float(np.linalg.norm(theirs - exact) / (np.linalg.norm(exact) or 1))
+                    r["diagnosis"], _, r["residual"] = diagnosis.diagnose_with_residual(
+                        theirs, exact, n, matrix, hypotheses)
+                    if r["residual"] is None:
+                        r["residual"] = r["measured"]
+                elif round(r["factor"], 12) != factor:
+                    continue
+                if (r["measured"] if r.get("factor") is None else r["residual"]) <= r["threshold"]:
+                    r["verdict"], r["reason"] = "note", convention
+                    r["diagnosis"] = None
+                else:  # what remains is float32 rounding, or a finding of its own
+                    if r.get("factor"):
                         r["diagnosis"] = diagnosis.SINGLE_SENTENCE if r["residual"] <= diagnosis.SINGLE else None
-                        r["note"] = convention
-                        r["convention"] = f"{name} times the reference inside each layer"
+                    r["note"] = convention
+                    r["convention"] = f"{name} times the reference inside each layer"
+                    if not r["diagnosis"]:
                         r["reason"] = f"differs from the reference once the convention ({r['convention']}) is taken out"
 
     def name_batch_factors(self):
