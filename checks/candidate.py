@@ -65,6 +65,7 @@ apart (``examine``'s output), never mixed into the lab's.
 
 import itertools
 import pathlib
+import re
 
 import mpmath
 import numpy as np
@@ -110,6 +111,10 @@ class Lab:
         self.records = []
         self.activations = activations_of(modules["activations"])
         self.substituted = set()  # letters whose activation is ae's, in the candidate's worker
+        self.reference_layers = None  # the batch power ae's layers stand in with, in place of the candidate's
+        self.layouts = {}  # label -> the probed (perm, bias) of each layer of the net
+        self.layer_convention = {}  # label -> the name of the per-layer factor accepted as a convention
+        self.layer_factor = {}  # label -> (factor, name) that the failing layer records share
         self.letter_at = {}  # "activation <class name>" -> its letter
         self.net = None  # the label of the net being examined, for the records
         self.config = None  # ... and its configuration
@@ -199,9 +204,10 @@ class Lab:
     def accept_conventions(self):
         """Per-layer scaling that the model undoes is the candidate's convention, not an error, judged per
         component: when the failing dW, db, R{dW}, R{db} that carry a factor all carry one and the same and
-        the model's gradient carries none (its net turns the factor into the right gradient), those records
-        become notes; every other layer record of those quantities is judged again with the factor taken
-        out, so a bug of its own is named at its place, with the figure it has without the convention.
+        the model's gradient is right (its net turns the factor into the right gradient; where another bug
+        breaks that gradient, ``confirm_layer_causes`` shows it on ae's layers given the same factor), those
+        records become notes; every other layer record of those quantities is judged again with the factor
+        taken out, so a bug of its own is named at its place, with the figure it has without the convention.
         Where rounding remains once the factor is removed (a float32 pass), a record stays a failure whose
         figure is that remainder."""
         for net in {r["net"] for r in self.records}:
@@ -209,40 +215,50 @@ class Lab:
             scaled = [r for r in mine if r["stage"] in ("backward", "Rp_backward") and r["verdict"] == "fail"
                       and r["quantity"] in ("dW", "db", "R{dW}", "R{db}")]
             factors = {round(r["factor"], 12) for r in scaled if r.get("factor")}
-            gradient = [r for r in mine if r["where"] == "model" and r["quantity"] == "gradient"]
-            if len(factors) != 1 or not gradient or any(r.get("factor") for r in gradient):
+            if len(factors) != 1:
                 continue
             factor, columns = factors.pop(), self.configs[net].layer_batch
-            # the model undoes it: a factor 1/columns (or columns) is the layer's own 1/N (N), whatever N is
+            # a factor 1/columns (or columns) is the layer's own 1/N (N), whatever N is
             name = ("1/N" if abs(factor * columns - 1) <= diagnosis.NAMED_FACTOR else
                     "N" if abs(factor / columns - 1) <= diagnosis.NAMED_FACTOR else
                     diagnosis.factor_name(factor, columns)[0] or f"{factor:.6g}")
-            convention = (f"{name} times the reference inside each layer (batch of {columns} columns), "
-                          "undone by the model (its gradient carries no such factor): the implementation's "
-                          "convention, not an error")
-            for r in scaled:
-                if not r.get("factor"):  # wrong for a reason of its own: judged without the convention
-                    if id(r) not in self.judged:  # of another shape: said as it is
-                        continue
-                    theirs, exact, n, matrix, hypotheses = self.judged[id(r)]
-                    theirs = theirs / factor
-                    r["measured"] = float(np.linalg.norm(theirs - exact) / (np.linalg.norm(exact) or 1))
-                    r["diagnosis"], _, r["residual"] = diagnosis.diagnose_with_residual(
-                        theirs, exact, n, matrix, hypotheses)
-                    if r["residual"] is None:
-                        r["residual"] = r["measured"]
-                elif round(r["factor"], 12) != factor:
+            self.layer_factor[net] = (factor, name)
+            if any(r["where"] == "model" and r["quantity"] == "gradient" and r["verdict"] == "pass" for r in mine):
+                self.take_out_convention(net)
+
+    def take_out_convention(self, net):
+        """The records of a net's layers judged with its per-layer factor taken out (``accept_conventions``)."""
+        factor, name = self.layer_factor[net]
+        columns = self.configs[net].layer_batch
+        self.layer_convention[net] = name
+        scaled = [r for r in self.records if r["net"] == net and r["stage"] in ("backward", "Rp_backward")
+                  and r["verdict"] == "fail" and r["quantity"] in ("dW", "db", "R{dW}", "R{db}")]
+        convention = (f"{name} times the reference inside each layer (batch of {columns} columns), "
+                      "undone by the model (it makes the right gradient of them): the implementation's "
+                      "convention, not an error")
+        for r in scaled:
+            if not r.get("factor"):  # wrong for a reason of its own: judged without the convention
+                if id(r) not in self.judged:  # of another shape: said as it is
                     continue
-                if (r["measured"] if r.get("factor") is None else r["residual"]) <= r["threshold"]:
-                    r["verdict"], r["reason"] = "note", convention
-                    r["diagnosis"] = None
-                else:  # what remains is float32 rounding, or a finding of its own
-                    if r.get("factor"):
-                        r["diagnosis"] = diagnosis.SINGLE_SENTENCE if r["residual"] <= diagnosis.SINGLE else None
-                    r["note"] = convention
-                    r["convention"] = f"{name} times the reference inside each layer"
-                    if not r["diagnosis"]:
-                        r["reason"] = f"differs from the reference once the convention ({r['convention']}) is taken out"
+                theirs, exact, n, matrix, hypotheses = self.judged[id(r)]
+                theirs = theirs / factor
+                r["measured"] = float(np.linalg.norm(theirs - exact) / (np.linalg.norm(exact) or 1))
+                r["diagnosis"], _, r["residual"] = diagnosis.diagnose_with_residual(
+                    theirs, exact, n, matrix, hypotheses)
+                if r["residual"] is None:
+                    r["residual"] = r["measured"]
+            elif round(r["factor"], 12) != factor:
+                continue
+            if (r["measured"] if r.get("factor") is None else r["residual"]) <= r["threshold"]:
+                r["verdict"], r["reason"] = "note", convention
+                r["diagnosis"] = None
+            else:  # what remains is float32 rounding, or a finding of its own
+                if r.get("factor"):
+                    r["diagnosis"] = diagnosis.SINGLE_SENTENCE if r["residual"] <= diagnosis.SINGLE else None
+                r["note"] = convention
+                r["convention"] = f"{name} times the reference inside each layer"
+                if not r["diagnosis"]:
+                    r["reason"] = f"differs from the reference once the convention ({r['convention']}) is taken out"
 
     def name_batch_factors(self):
         """A factor 2 (1/2) at a batch of two is named as the same place's factor in a larger batch is: N
@@ -400,7 +416,13 @@ class Lab:
 
     def new_layer(self, stage, where, shape, letter, k, bias=True):
         """The candidate's FCLayer(shape, its activation, use_bias=bias), both constructors called with
-        their prints kept and their exceptions recorded; FAILED if either raised."""
+        their prints kept and their exceptions recorded; FAILED if either raised.  Where the lab stands
+        ae's layers in (``reference_layers``), ae's layer in the candidate's probed layout."""
+        if self.reference_layers is not None:
+            perm, probed_bias = self.layouts[self.net][k]
+            return self.call(stage, where, self.modules["stand_ins"].ReferenceLayer, shape, letter,
+                             ACTIVATION_ARGUMENTS.get(letter, ()), probed_bias, [int(i) for i in perm],
+                             self.reference_layers, layer=k)
         cls = (self.modules["stand_ins"].ReferenceActivation if letter in self.substituted
                else self.activations[letter])
         arguments = ((letter,) if letter in self.substituted else ()) + ACTIVATION_ARGUMENTS.get(letter, ())
@@ -527,6 +549,7 @@ class Lab:
         self.compare("model", "model", "loss", np.float64(result[0]), exact["X", "loss"], n=n)
         self.compare("model", "model", "gradient", to_ours(result[1]), exact["X", "gradient"], n=n,
                      hypotheses=block_orders(exact["X", "gradient"]))
+        self.name_loss_factor(*self.records[-2:])
         # every call order the API allows (GNv first, before any Hv), each product against its own
         # reference: state left by an earlier call (a GNv reusing the last Hv's R-forward pass, a Hessian
         # state overwritten by GNv, a product at the data before the last compute_loss) shows.  The first
@@ -544,6 +567,7 @@ class Lab:
                                              ("GNv after compute_loss on other data", "GNv", "p")],
                                directions, exact, to_theirs, to_ours, n, block_orders)
             self.check_activations_of(model, exact["X2", "activations"])
+            self.check_refilled_batch(model, X, X2, exact, to_ours, n)
         if self.config.verify and self.call("model", "model set_weights", setter, to_theirs(w)) is not FAILED:
             self.verify_model(model, setter, X)
 
@@ -574,6 +598,44 @@ class Lab:
                 record["diagnosis"] = (f"is wrong only after the call before it ({previous}); right as "
                                        f"{passed[quantity, direction]!r}: that call leaves state {quantity} reads")
             previous = label
+
+    def name_loss_factor(self, loss, gradient):
+        """A wrong loss is c times the reference where its gradient is: one number alone is a multiple of any
+        other, so only the gradient can say that c is a factor."""
+        c = gradient.get("factor")
+        if loss["verdict"] != "fail" or loss.get("diagnosis") or not c or id(loss) not in self.judged:
+            return
+        theirs, exact = (np.ravel(a) for a in self.judged[id(loss)][:2])
+        if diagnosis.close(theirs, c * exact):
+            loss["diagnosis"], loss["factor"], loss["residual"] = (gradient["diagnosis"], c,
+                                                                   diagnosis.distance(theirs, c * exact))
+
+    def check_refilled_batch(self, model, X, X2, exact, to_ours, n):
+        """compute_loss on one array object, refilled in place with other data between two calls: the
+        second loss and gradient are those of the new contents."""
+        held = self.call("model", "model compute_loss", self.modules["stand_ins"].HeldBatch, X, record=False)
+        if held is FAILED or self.call("model", "model compute_loss", held.compute_loss, model) is FAILED:
+            return
+        if self.call("model", "model compute_loss", held.refill, X2, record=False) is FAILED:
+            return
+        result = self.call("model", "model compute_loss", held.compute_loss, model)
+        if result is FAILED:
+            return
+        fresh = self.call("model", "model compute_loss", model.compute_loss, X2.copy(), record=False)
+        for k, quantity in enumerate(("loss", "gradient")):
+            value = np.float64(result[0]) if k == 0 else to_ours(result[1])
+            stale = ("equals the value at the array's earlier contents: a result kept by the array's identity "
+                     "(id()), not its values", exact["X", quantity])
+            self.compare("model", "model", f"{quantity} on the same array refilled in place", value,
+                         exact["X2", quantity], hypotheses=[stale], n=n)
+            record = self.records[-1]
+            again = np.ravel(np.float64(fresh[0]) if k == 0 else to_ours(fresh[1])) if fresh is not FAILED else None
+            right = np.ravel(numeric.to_float64(np.asarray(exact["X2", quantity])))
+            if (record["verdict"] == "fail" and not record.get("diagnosis") and again is not None
+                    and again.shape == right.shape and diagnosis.close(again, right)):
+                record["diagnosis"] = ("is wrong on an array refilled in place with new data, right on a fresh "
+                                       "array of the same values: a result kept by the array's identity (id()), "
+                                       "not its values")
 
     def check_activations_of(self, model, activations):
         """FFNet.get_activations(k) after the last forward pass: the outputs z of layer k."""
@@ -634,6 +696,7 @@ class Lab:
         self.examine_nets(configurations.for_candidate(self.activations))
         self.confirm_activation_causes()
         self.accept_conventions()
+        self.confirm_layer_causes()
         self.name_batch_factors()
         return self.records
 
@@ -656,12 +719,55 @@ class Lab:
                 again = outcome.get(_key(r), {})
                 if self.letter_of(r) == letter:
                     r["substituted"], r["letter"] = True, letter
-                elif r["verdict"] in ("fail", "not implemented") and again.get("verdict") == "pass":
+                elif r["verdict"] in ("fail", "not implemented") and _passes_again(r, shadow.records):
                     r.setdefault("follows", []).append(letter)
                 elif r["verdict"] == "fail" and again.get("diagnosis") and not r.get("diagnosis"):
                     # a cause of its own, which the activation's error blurred: named as it shows without
                     # it; the figures stay this record's own
                     r["diagnosis"], r["residual"], r["factor"] = again["diagnosis"], None, None
+
+    def confirm_layer_causes(self):
+        """Causes shown, not inferred, for the layers: each net where a layer pass failed is examined again
+        (its model products, checks.verify, its optimizers) with ae's layers, in the candidate's layout and
+        with its per-layer convention, in place of the candidate's, under the candidate's own FFNet and
+        Autoencoder.  A failure of the model that then passes follows from the layers (``follows`` lists
+        "layers"); one that still fails is a root of its own.  Where the candidate's model could not run on
+        ae's layers at all (its loss not computed), nothing is shown and the dependency order stands."""
+        failed = {r["net"] for r in self.records
+                  if r["stage"] in findings.LAYER_STAGES and r["verdict"] in ("fail", "not implemented")}
+        for net in sorted(failed):
+            power = {None: 0, "1/N": -1, "N": 1}.get(self.layer_factor.get(net, (None, None))[1])
+            if power is None:  # a factor ae's layer cannot take
+                continue
+            shadow = self.on_reference_layers(net, power)
+            if power and net not in self.layer_convention:
+                if any(r["where"] == "model" and r["quantity"] == "gradient" and r["verdict"] == "pass"
+                       for r in shadow.records):  # the model makes the right gradient of ae's layers given the
+                    self.take_out_convention(net)  # factor: a convention, beside another bug
+                else:  # the factor is an error of the layers: their model is examined on ae's own layers
+                    shadow = self.on_reference_layers(net, 0)
+            if not any(r["where"] == "model" and r["quantity"] == "loss" for r in shadow.records):
+                continue
+            outcome = {_key(r): r for r in shadow.records}
+            for r in self.records:
+                again = outcome.get(_key(r), {})
+                if r["net"] != net:
+                    continue
+                if r["stage"] in findings.LAYER_STAGES:
+                    r["substituted_layers"] = True
+                elif r["verdict"] in ("fail", "not implemented") and _passes_again(r, shadow.records):
+                    r.setdefault("follows", []).append("layers")
+                elif r["verdict"] in ("fail", "not implemented") and _stand_in_lacking(r, shadow.records):
+                    r["unshown"] = _stand_in_lacking(r, shadow.records)
+                elif r["verdict"] == "fail" and again.get("diagnosis") and not r.get("diagnosis"):
+                    r["diagnosis"], r["residual"], r["factor"] = again["diagnosis"], None, None
+
+    def on_reference_layers(self, net, power):
+        """A lab that examined the model of a net on ae's layers (``batch_power``: ``power``)."""
+        shadow = Lab(self.modules, self.name, self.seed)
+        shadow.activations, shadow.reference_layers, shadow.layouts = self.activations, power, self.layouts
+        shadow.examine_model(self.configs[net], self.layouts[net])
+        return shadow
 
     def examine_nets(self, chosen):
         for config in chosen:
@@ -683,15 +789,23 @@ class Lab:
                     verdict = error.verdict if isinstance(error, remote.WorkerFailure) else "fail"
                     self.failure("layout", f"layer {k}", "weight layout", reason, k, verdict=verdict)
                     layouts.append(None)
+            self.layouts[config.label] = layouts
             self.guarded(self.check_layers, widths, letters, layouts)
-            if None in layouts:
-                self.records.append(records.cannot_run(
-                    "engine", "model", "the weight layout of a layer could not be probed",
-                    self.context("model", "model")))
-            else:
-                self.guarded(self.check_model, widths, letters, layouts)
-                if config.optimizers:  # a few epochs of each optimizer
-                    self.guarded(candidate_optim.check, self, widths, letters, layouts)
+            self.examine_model(config, layouts)
+
+    def examine_model(self, config, layouts):
+        """The model of a net (products, call orders, checks.verify) and, where the net carries them,
+        its optimizers."""
+        self.net, self.config = config.label, config
+        self.configs[config.label] = config
+        widths, letters = list(config.widths), config.letters
+        if None in layouts:
+            self.records.append(records.cannot_run(
+                "engine", "model", "the weight layout of a layer could not be probed", self.context("model", "model")))
+            return
+        self.guarded(self.check_model, widths, letters, layouts)
+        if config.optimizers:  # a few epochs of each optimizer
+            self.guarded(candidate_optim.check, self, widths, letters, layouts)
 
     def covered(self):
         """[{net, covers}]: the configurations examined and what part of the API each exercised."""
@@ -701,6 +815,29 @@ class Lab:
 def _key(r):
     """What identifies a check across two examinations of one candidate."""
     return r["net"], r["stage"], r["where"], r["quantity"], r.get("check")
+
+
+def _passes_again(r, again):
+    """Whether the check of record ``r`` passed in the examination ``again`` (records): its own record
+    passed there, or ``r`` is a call that failed (raised, gave nothing to measure) and, there, the same
+    call failed in nothing and its stage passed checks in the net."""
+    same = [a for a in again if _key(a) == _key(r)]
+    if same:
+        return all(a["verdict"] == "pass" for a in same)
+    if r.get("measured") is not None:  # a check that ran there too, under its own key
+        return False
+    stage = [a for a in again if a["net"] == r["net"] and a["stage"] == r["stage"]]
+    return (any(a["verdict"] == "pass" for a in stage)
+            and not any(a["where"] == r["where"] and a["verdict"] in ("fail", "not implemented") for a in stage))
+
+
+def _stand_in_lacking(r, again):
+    """Why the examination ``again`` cannot show whether ``r`` follows: there, its check (or, where it did
+    not run, another of its stage) failed because the candidate's code read something of its own layer
+    that ae's stand-in does not have (that reason), or None."""
+    same = [a for a in again if _key(a) == _key(r)]
+    return next((re.sub(r" \(.*$", "", a["reason"]) for a in same or again if a["net"] == r["net"]
+                 and a["stage"] == r["stage"] and "'Reference" in str(a.get("reason"))), None)
 
 
 def _same_array(a, b):

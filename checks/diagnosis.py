@@ -73,7 +73,8 @@ def diagnose_with_residual(theirs, exact, n=None, matrix=None, hypotheses=()):
             c = value
         else:
             name = None
-        if c != 0 and (close(theirs, c * exact) or name):
+        # any one number is some multiple of another: for a scalar only a named factor says something
+        if c != 0 and ((close(theirs, c * exact) and theirs.size > 1) or name):
             text = f"is {name if name else format(c, '.6g')} times the reference"
             if name == "N":
                 text += ": the 1/N of formula (1) is missing"

@@ -78,7 +78,10 @@ def lines(records):
             following.setdefault((r["where"], r["quantity"]), []).append(r)
         for group in following.values():
             more = f" (and {len(group) - 1} more like it)" if len(group) > 1 else ""
-            lines.append(f"    follows from it: {_line(group[0])}{more}")
+            unshown = (f" [by the order of the passes; not shown on ae's layers, where the model "
+                       f"{group[0]['unshown']}]"
+                       if group[0].get("unshown") and "layers" not in group[0].get("follows", ()) else "")
+            lines.append(f"    follows from it: {_line(group[0])}{more}{unshown}")
     skipped = sorted({f"{r['where']}: {r['quantity']} cannot run: {r['reason']}" for r in records
                       if r["verdict"] == "cannot run" and not _refused_number_type(r)})
     lines += [f"cannot run: {s}" for s in skipped]
@@ -94,8 +97,10 @@ def lines(records):
 
 
 def _explains(root, record):
-    """Whether a failure follows from an earlier one: an activation's under everything after it; a layer's
-    pass under the same layer's later passes and the model; the layout under everything of its net."""
+    """Whether a failure follows from an earlier one: an activation's or the layers' where substitution
+    showed it (``follows``; without a substitution, what calls the activation's failed method; the model
+    of a net where ae's layers could not stand in, by the order of the passes); a layer's pass under the
+    same layer's later passes; the layout under everything of its net."""
     if root["stage"] == record["stage"] == "optimizers":
         return candidate_optim.explains(root, record)
     if root["quantity"] == "use_bias" and root["verdict"] == "fail":  # probed with a bias it should not have
@@ -110,6 +115,10 @@ def _explains(root, record):
         return _uses(record, root)
     if root["net"] != record["net"]:
         return False
+    if root.get("substituted_layers") and record["stage"] in ("model", "verify", "optimizers"):
+        # shown: on ae's layers, the record passed; or not shown, because the candidate's model reads what
+        # only its own layer has (then the dependency order stands, and the line says so)
+        return "layers" in record.get("follows", ()) or bool(record.get("unshown"))
     if record["stage"] in ("model", "verify", "optimizers") or root["stage"] == "layout":
         return True
     return root.get("layer") == record.get("layer")

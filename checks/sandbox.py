@@ -75,7 +75,9 @@ class CappedReader:
             pass
 
     def text(self):
-        self.thread.join(timeout=1)
+        # the worker is gone (its group killed), so the pipe ends; on a loaded machine draining what is
+        # left can take seconds, and a count read before that would be short
+        self.thread.join(timeout=10)
         text = self.kept.decode(errors="replace")
         return text + (f"\n[... {self.dropped} more bytes not kept]\n" if self.dropped else "")
 

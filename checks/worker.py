@@ -76,9 +76,16 @@ class LinearActivationFunction:
         return np.zeros(np.shape(X))
 
 
+def _numbers(X):
+    """X as float64, or complex128 where it is complex (the complex step through a stand-in)."""
+    X = np.asarray(X)
+    return X.astype(complex) if np.iscomplexobj(X) else X.astype(float)
+
+
 class ReferenceActivation:
-    """ae's activation of a letter in float64 (module ``stand_ins``): put in place of the candidate's, it
-    shows which of the candidate's findings its own activation causes."""
+    """ae's activation of a letter in float64, or complex where given complex numbers (module
+    ``stand_ins``): put in place of the candidate's, it shows which of the candidate's findings its own
+    activation causes."""
 
     def __init__(self, letter, *arguments):
         from ae.activations import LETTERS
@@ -87,13 +94,81 @@ class ReferenceActivation:
         self.afun = cls(*arguments) if arguments else cls(**defaults)
 
     def val(self, X):
-        return np.asarray(self.afun.val(np.asarray(X, dtype=float)), dtype=float)
+        return self.afun.val(_numbers(X))
 
     def deriv(self, X):
-        return np.asarray(self.afun.deriv(np.asarray(X, dtype=float)), dtype=float)
+        return self.afun.deriv(_numbers(X))
 
     def second_deriv(self, X):
-        return np.asarray(self.afun.second_deriv(np.asarray(X, dtype=float)), dtype=float)
+        return self.afun.second_deriv(_numbers(X))
+
+
+class ReferenceLayer:
+    """ae's FCLayer with ae's activation of a letter, in float64 (complex where given complex numbers),
+    presenting the course's layer API in the candidate's weight layout (module ``stand_ins``): ``perm[i]``
+    is where entry i of the candidate's flat block sits in ae's; ``batch_power`` -1 (1) gives the weight
+    derivatives divided (multiplied) by the batch's N, as a candidate's layer with that convention does.
+    Put in place of the candidate's layers, it shows which findings of the candidate's model they cause."""
+
+    def __init__(self, shape, letter, arguments, use_bias, perm, batch_power=0):
+        from ae.layers import FCLayer
+
+        self.shape, self.use_bias = tuple(shape), bool(use_bias)
+        self.afun = ReferenceActivation(letter, *arguments).afun
+        self.layer = FCLayer(self.shape, self.afun, use_bias=self.use_bias)
+        self.perm, self.batch_power = np.asarray(perm, dtype=int), batch_power
+
+    def get_params_number(self):
+        return len(self.perm)
+
+    def _ours(self, v):
+        v = _numbers(v).ravel()
+        out = np.empty(len(self.perm), dtype=v.dtype)
+        out[self.perm] = v
+        return out
+
+    def _theirs(self, block):
+        return np.asarray(block)[self.perm] * float(self.layer.inputs.shape[1]) ** self.batch_power
+
+    def get_weights(self):
+        return self.layer.get_weights()[self.perm]
+
+    def set_weights(self, w):
+        self.layer.set_weights(self._ours(w))
+
+    def set_direction(self, p):
+        self.layer.set_direction(self._ours(p))
+
+    def forward(self, inputs):
+        return self.layer.forward(_numbers(inputs))
+
+    def backward(self, derivs):
+        below, block = self.layer.backward(_numbers(derivs))
+        return below, self._theirs(block)
+
+    def Rp_forward(self, Rp_inputs):
+        return self.layer.Rp_forward(None if Rp_inputs is None else _numbers(Rp_inputs))
+
+    def Rp_backward(self, Rp_derivs):
+        below, block = self.layer.Rp_backward(_numbers(Rp_derivs))
+        return below, self._theirs(block)
+
+    def get_activations(self):
+        return self.layer.get_activations()
+
+
+class HeldBatch:
+    """A batch kept in the worker and refilled in place between calls (module ``stand_ins``), as a caller
+    that reuses one buffer does: a result kept by the array's identity (``id()``), not its values, shows."""
+
+    def __init__(self, X):
+        self.X = np.array(X, dtype=float)
+
+    def refill(self, X):
+        self.X[...] = X
+
+    def compute_loss(self, model):
+        return model.compute_loss(self.X)
 
 
 def _public_methods(obj):
@@ -263,6 +338,8 @@ def main(argv=None):
     stand_ins = types.ModuleType("stand_ins")
     stand_ins.LinearActivationFunction = LinearActivationFunction
     stand_ins.ReferenceActivation = ReferenceActivation
+    stand_ins.ReferenceLayer = ReferenceLayer
+    stand_ins.HeldBatch = HeldBatch
     server = Server({**modules, "stand_ins": stand_ins}, folder, sys.stdout)
     channel.send(writer, server.inventory())
     while True:

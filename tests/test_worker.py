@@ -118,3 +118,27 @@ def test_the_worker_reports_changes_in_place_shared_memory_prints_and_the_candid
         assert {"numpy", "checks.worker", "checks.channel", "checks.loader"} <= set(imported)
         assert not {"checks.candidate", "checks.verify", "checks.remote", "ae"} & set(imported)
     assert "print 1: FCLayer((3, 2))" in session.close()
+
+
+def test_the_stand_ins_keep_complex_numbers_and_the_candidate_s_layout():
+    """ae's layer standing in for a candidate's: its flat blocks in the candidate's order (perm), its weight
+    derivatives scaled by N**batch_power, and complex numbers carried through (the complex step of a net on
+    stand-ins gives its derivative)."""
+    from checks.worker import ReferenceActivation, ReferenceLayer
+
+    rng = np.random.default_rng(3)
+    perm = rng.permutation(3 * 2 + 2)  # candidate entry i sits at perm[i] of ae's block
+    w, p = rng.standard_normal((2, len(perm)))
+    X, D = rng.standard_normal((3, 4)), rng.standard_normal((2, 4))
+    layer = ReferenceLayer((3, 2), "t", (), True, list(perm), -1)
+    layer.set_weights(w)
+    assert np.array_equal(layer.get_weights(), w)
+    layer.forward(X)
+    _, grad = layer.backward(D)
+    # the directional derivative of sum(D * outputs) along p, by the complex step, in the candidate's layout
+    h = 1e-30
+    layer.set_weights(w + 1j * h * p)
+    step = np.sum(D * layer.forward(X.astype(complex))).imag / h
+    assert np.isclose(grad @ p * 4, step, rtol=1e-13, atol=0)  # batch_power -1: grad is 1/N of the sum's
+    assert ReferenceActivation("s").second_deriv(np.array([1 + 1e-30j])).dtype == complex
+    assert ReferenceActivation("k", 0.3).deriv(np.array([-1.0])).dtype == float
