@@ -520,7 +520,9 @@ class Lab:
                                for shape, g, b in zip(zip(widths, widths[1:]), letters, biases)])
         w = ours.init_weights(self.seed) + 0.1 * self.rng.standard_normal(ours.params_number)
         p, q = self.rng.standard_normal((2, ours.params_number))
-        X, X2 = self.rng.random((2, widths[0], self.config.batch))
+        # the other data has three more columns (never twice as many): a batch size kept from an earlier
+        # compute_loss shows, and is not taken for a factor 2
+        X, X2 = self.rng.random((widths[0], self.config.batch)), self.rng.random((widths[0], self.config.batch + 3))
         exact = {}
         with mpmath.workdps(MP_DPS):
             mp = numeric.to_mp
@@ -565,9 +567,9 @@ class Lab:
         if self.call("model", "model compute_loss", model.compute_loss, X2.copy()) is not FAILED:
             self.call_in_order(model, "X2", [("Hv after compute_loss on other data", "Hv", "q"),
                                              ("GNv after compute_loss on other data", "GNv", "p")],
-                               directions, exact, to_theirs, to_ours, n, block_orders)
+                               directions, exact, to_theirs, to_ours, X2.shape[1], block_orders)
             self.check_activations_of(model, exact["X2", "activations"])
-            self.check_refilled_batch(model, X, X2, exact, to_ours, n)
+            self.check_refilled_batch(model, X2, exact, to_ours)
         if self.config.verify and self.call("model", "model set_weights", setter, to_theirs(w)) is not FAILED:
             self.verify_model(model, setter, X)
 
@@ -586,8 +588,9 @@ class Lab:
                           (f"equals the {'Hv' if quantity == 'GNv' else 'GNv'} of this direction",
                            exact[data, "Hv" if quantity == "GNv" else "GNv", direction])]
             if data == "X2":
-                hypotheses.append(("equals the value at the data of the previous compute_loss",
-                                   exact["X", quantity, direction]))
+                hypotheses += [("equals the value at the data of the previous compute_loss",
+                                exact["X", quantity, direction]),
+                               *self.stale_batch(exact[data, quantity, direction], n)]
             hypotheses += block_orders(exact[data, quantity, direction])
             self.compare("model", "model", label, to_ours(value), exact[data, quantity, direction],
                          hypotheses=hypotheses, n=n)
@@ -610,10 +613,20 @@ class Lab:
             loss["diagnosis"], loss["factor"], loss["residual"] = (gradient["diagnosis"], c,
                                                                    diagnosis.distance(theirs, c * exact))
 
-    def check_refilled_batch(self, model, X, X2, exact, to_ours, n):
+    def stale_batch(self, value, n):
+        """[The hypothesis that a result at a batch of ``n`` columns divides by the N of the first
+        compute_loss (the net's batch) instead]; none after a batch of one, where it is N times the value
+        (the 1/N missing) whatever the cause."""
+        first = self.config.batch
+        return [(f"divides by the batch size N of an earlier compute_loss ({first}), not this one's ({n})",
+                 numeric.to_float64(np.asarray(value)) * n / first)] if first > 1 else []
+
+    def check_refilled_batch(self, model, X2, exact, to_ours):
         """compute_loss on one array object, refilled in place with other data between two calls: the
         second loss and gradient are those of the new contents."""
-        held = self.call("model", "model compute_loss", self.modules["stand_ins"].HeldBatch, X, record=False)
+        n2 = X2.shape[1]
+        held = self.call("model", "model compute_loss", self.modules["stand_ins"].HeldBatch, X2[:, ::-1].copy(),
+                         record=False)  # its columns in another order: other data of the same shape
         if held is FAILED or self.call("model", "model compute_loss", held.compute_loss, model) is FAILED:
             return
         if self.call("model", "model compute_loss", held.refill, X2, record=False) is FAILED:
@@ -624,10 +637,8 @@ class Lab:
         fresh = self.call("model", "model compute_loss", model.compute_loss, X2.copy(), record=False)
         for k, quantity in enumerate(("loss", "gradient")):
             value = np.float64(result[0]) if k == 0 else to_ours(result[1])
-            stale = ("equals the value at the array's earlier contents: a result kept by the array's identity "
-                     "(id()), not its values", exact["X", quantity])
             self.compare("model", "model", f"{quantity} on the same array refilled in place", value,
-                         exact["X2", quantity], hypotheses=[stale], n=n)
+                         exact["X2", quantity], hypotheses=self.stale_batch(exact["X2", quantity], n2), n=n2)
             record = self.records[-1]
             again = np.ravel(np.float64(fresh[0]) if k == 0 else to_ours(fresh[1])) if fresh is not FAILED else None
             right = np.ravel(numeric.to_float64(np.asarray(exact["X2", quantity])))
@@ -735,12 +746,16 @@ class Lab:
         ae's layers at all (its loss not computed), nothing is shown and the dependency order stands."""
         failed = {r["net"] for r in self.records
                   if r["stage"] in findings.LAYER_STAGES and r["verdict"] in ("fail", "not implemented")}
+        seen = {name for _, name in self.layer_factor.values()}
         for net in sorted(failed):
-            power = {None: 0, "1/N": -1, "N": 1}.get(self.layer_factor.get(net, (None, None))[1])
+            name = self.layer_factor.get(net, (None, None))[1]
+            if name is None and self.configs[net].layer_batch == 1 and len(seen) == 1:
+                name = next(iter(seen))  # at one column a per-layer 1/N is 1: the other nets show the layer's
+            power = {None: 0, "1/N": -1, "N": 1}.get(name)
             if power is None:  # a factor ae's layer cannot take
                 continue
             shadow = self.on_reference_layers(net, power)
-            if power and net not in self.layer_convention:
+            if power and net in self.layer_factor and net not in self.layer_convention:
                 if any(r["where"] == "model" and r["quantity"] == "gradient" and r["verdict"] == "pass"
                        for r in shadow.records):  # the model makes the right gradient of ae's layers given the
                     self.take_out_convention(net)  # factor: a convention, beside another bug

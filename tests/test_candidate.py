@@ -553,6 +553,47 @@ def test_a_second_implementation_with_another_layout_is_read_and_judged_the_same
         assert code == 1 and len(roots) == 1 and re.search(expected, roots[0]), "\n".join(saved["findings"])
 
 
+THIRD = pathlib.Path(__file__).resolve().parent / "fixtures" / "course_engine_c"
+ALL_NETS = r"^\[nets 3-5-5-3 rkt, batch 2; 4-4 k, no bias, batch 1; 5-3-5 st; 6-4-2-4-6 tlts\] "
+
+
+@pytest.mark.parametrize("bug, expected", [
+    (None, []),
+    ("id_cache", [ALL_NETS + r"model: loss on the same array refilled in place, gradient on the same array refilled "
+                  r"in place is wrong on an array refilled in place with new data, right on a fresh array"]),
+    ("square_shape_guard", [r"^\[nets 3-5-5-3 rkt, batch 2; 4-4 k, no bias, batch 1\] layers 0, 1 backward: "
+                            r"dL/dinputs uses W where W\^T belongs"]),
+    ("nobias_grad_order", [r"^\[net 4-4 k, no bias, batch 1\] layer 0 backward: dW is the reference transposed"]),
+    ("squeeze_batch1", [r"^\[net 4-4 k, no bias, batch 1\] model: loss, gradient is 0\.25 times the reference"]),
+    ("bias_grad_mean", [r"layers 0, 1, 2, 3 backward: db is 1/N times the reference"]),
+    ("leaky_deriv_alpha", [r"^activation LeakyReluActivationFunction deriv: deriv computes with alpha 0\.01, not "
+                           r"the 0\.3"]),
+    ("sigmoid_second_deriv", [r"^activation SigmoidActivationFunction second_deriv: second_deriv off by"]),
+    ("hess_after_gn_stale", [r"model: Hv after GNv is wrong only after the call before it"]),
+    ("stale_N", [r"^\[nets 3-5-5-3 rkt, batch 2; 5-3-5 st; 6-4-2-4-6 tlts\] model: Hv after compute_loss on other "
+                 r"data, GNv after compute_loss on other data divides by the batch size N of an earlier compute_loss "
+                 r"\(7\), not this one's \(10\)",  # after a batch of one, what shows is N times the reference
+                 r"^\[net 4-4 k, no bias, batch 1\] model: Hv after compute_loss on other data, GNv after "
+                 r"compute_loss on other data is N times the reference"]),
+    ("momentum_persist", [r"^\[net 5-3-5 st\] run_sgd momentum=0\.9: state between calls is carried"]),
+    ("adam_no_bias_corr", [r"^\[net 5-3-5 st\] run_adam: steps have no bias correction"]),
+])
+def test_a_third_implementation_written_apart_is_judged_at_each_bug_s_place(tmp_path, monkeypatch, bug, expected):
+    """Written from the assignment alone, apart from this project (fixtures/course_engine_c/BUGS.md): bias
+    first, W column-major, 1/N in the autoencoder, complex-analytic; its bugs that show only in a corner
+    (a batch of one, a square layer, no bias, LeakyReLU, one call order, a refilled array, a batch of
+    another size, the optimizers)
+    each named at its place, with no other root; a wrong second derivative is one root even where the
+    complex step judges Hv (the stand-ins carry complex numbers)."""
+    code = checks_cli.main(["--engine", str(THIRD), "--out", str(tmp_path / "out"),
+                            "--candidate-env", f"ENGINE_C_BUG={bug or ''}"])
+    saved = json.loads((tmp_path / "out" / "records.json").read_text())
+    roots = [line for line in saved["findings"] if not line.startswith(("    ", "cannot run", "note"))]
+    unmatched = [pattern for pattern in expected if not any(re.search(pattern, line) for line in roots)]
+    false = [line for line in roots if not any(re.search(pattern, line) for pattern in expected)]
+    assert code == (1 if expected else 0) and not unmatched and not false, "\n".join(saved["findings"])
+
+
 # --- the lab's own judges, on made-up values and records ----------------------------------------
 
 @pytest.mark.parametrize("factor, sentence", [

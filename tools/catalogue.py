@@ -3,7 +3,11 @@ examination each in its own worker, as a student would run it; writes a record (
 causes, round trips and seconds, and prints the markdown table bug -> finding of tests/README.md.
 
     python tools/catalogue.py [--out record.json] [--only SWITCH,SWITCH]
+    python tools/catalogue.py --fixture tests/fixtures/course_engine_c --variable ENGINE_C_BUG --out FILE
     python tools/catalogue.py --table record.json      # the table of a record written before
+
+Another fixture (``--fixture``, its switches read from ``--variable``) is examined clean and with each
+``bug("name")`` its modules test.
 
 The switches and what each must give are the tests' (tests/test_candidate.py CATALOGUE, the optimizer
 switches of tests/test_candidate_optim.py); this tool only measures and tabulates them.
@@ -34,13 +38,19 @@ def switches():
     return [*CATALOGUE, *OPTIMIZER_SWITCHES, *CONVENTIONS]
 
 
-def examine(switch):
+def switches_of(fixture):
+    """The clean fixture ("") and every bug("name") its modules test."""
+    found = {name for path in Path(fixture).glob("*.py") for name in re.findall(r'bug\("([^"]+)"\)', path.read_text())}
+    return ["", *sorted(found)]
+
+
+def examine(switch, fixture=FIXTURE, variable="COURSE_ENGINE_BUG"):
     """(root lines, notes, round trips, seconds) of the lab on the fixture with one switch set."""
     with tempfile.TemporaryDirectory() as out:
-        env = {**os.environ, "COURSE_ENGINE_BUG": switch}
+        env = {**os.environ, variable: switch}
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "checks", "--engine", str(FIXTURE), "--out", out,
-                               "--candidate-env", "COURSE_ENGINE_BUG"], env=env, cwd=ROOT, capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "checks", "--engine", str(fixture), "--out", out,
+                               "--candidate-env", variable], env=env, cwd=ROOT, capture_output=True,
                               text=True, check=False)
         seconds = time.perf_counter() - start
         if not Path(out, "records.json").exists():
@@ -62,11 +72,15 @@ def main(argv=None):
     parser.add_argument("--out", default=None, help="write the record here (JSON)")
     parser.add_argument("--only", default=None, help="comma-separated switches (default: all)")
     parser.add_argument("--table", default=None, help="print the table of this record; examine nothing")
+    parser.add_argument("--fixture", default=None, help="another course implementation with bug switches")
+    parser.add_argument("--variable", default="COURSE_ENGINE_BUG", help="the variable its switches are read from")
     args = parser.parse_args(argv)
-    chosen = [] if args.table else args.only.split(",") if args.only else switches()
+    fixture = Path(args.fixture) if args.fixture else FIXTURE
+    chosen = ([] if args.table else args.only.split(",") if args.only else
+              switches_of(fixture) if args.fixture else switches())
     record = json.loads(Path(args.table).read_text()) if args.table else []
     for switch in chosen:
-        roots, notes, trips, seconds = examine(switch)
+        roots, notes, trips, seconds = examine(switch, fixture, args.variable)
         record.append({"switch": switch, "roots": roots, "notes": notes, "round_trips": trips, "seconds": seconds})
         print(f"{switch}: {len(roots)} roots, {trips} round trips, {seconds:.1f} s", file=sys.stderr)
     if args.out:
@@ -75,7 +89,8 @@ def main(argv=None):
     print("|---|---|---|")
     for r in record:
         said = "<br>".join(shorten(line).replace("|", "\\|") for line in r["roots"] or r["notes"]) or "no finding"
-        print(f"| `{r['switch']}` | {said} | {r['seconds']:.1f} |")
+        name = f"`{r['switch']}`" if r["switch"] else "(clean)"
+        print(f"| {name} | {said} | {r['seconds']:.1f} |")
     seconds = sorted(r["seconds"] for r in record)
     print(f"\n{len(record)} switches; seconds per examination: median {seconds[len(seconds) // 2]:.1f}, "
           f"largest {seconds[-1]:.1f}")
