@@ -19,7 +19,8 @@ epoch and test lists when test_inputs are given; train_loss equal to the objecti
 after each epoch; step_size, num_epoch and l2_coef honoured (a run with half the step size and one
 without L2 each match their own reference); no state carried between calls (a second call from the
 same weights on the same model ends where the first did).  A wrong run is diagnosed against the
-classic bugs (no bias correction, an epoch too many or too few, L2 of the wrong sign or missing).
+classic bugs (no bias correction, an epoch too many or too few, L2 of the wrong sign, missing or taken of
+the gradient instead of the weights, a moving average with its two weights exchanged).
 """
 
 import itertools
@@ -29,7 +30,7 @@ import numpy as np
 
 import ae
 from ae.activations import from_letter
-from checks import candidate, records
+from checks import candidate, candidate_model, records
 
 TARGET = 1e-8  # float64 iterates of the same rule agree to ~1e-14 after a few steps; variants differ by >1e-6
 EPOCHS = 3
@@ -105,10 +106,13 @@ class Reference:
     def run(self, rule, variant, lr, epochs, l2):
         """The weights after each epoch (one full-batch step each), the start first."""
         w, mask = self.w0.copy(), self.l2_mask(variant)
+        # a bug's sign or omission of the L2 term in the rule, an epoch too many or too few
+        l2, epochs = l2 * variant.get("l2_scale", 1.0), epochs + variant.get("extra_epochs", 0)
         m, v = np.zeros_like(w), np.zeros_like(w)
         path = [w]
         for t in range(1, epochs + 1):
-            g = self.loss_grad(w)[1] + l2 * mask * w
+            gradient = self.loss_grad(w)[1]
+            g = gradient + l2 * (gradient if variant.get("l2_of") == "gradient" else mask * w)
             if rule == "sgd":
                 step = -lr * g
             elif rule == "momentum":
@@ -116,13 +120,13 @@ class Reference:
                 v = mu * v + ((1 - mu) * g if variant["form"] == "average" else g)
                 step = -lr * (g + mu * v if variant["form"] == "nesterov" else v)
             elif rule == "rmsprop":
-                v = variant["rho"] * v + (1 - variant["rho"]) * g * g
+                v = _average(v, g * g, variant["rho"], variant.get("swapped") == "v")
                 root = np.sqrt(v + variant["eps"]) if variant["eps_at"] == "inside" else np.sqrt(v) + variant["eps"]
                 step = -lr * g / root
             else:
                 b1, b2, eps = 0.9, variant["beta2"], variant["eps"]
-                m = b1 * m + (1 - b1) * g
-                v = b2 * v + (1 - b2) * g * g
+                m = _average(m, g, b1, variant.get("swapped") == "m")
+                v = _average(v, g * g, b2, variant.get("swapped") == "v")
                 c1, c2 = (1 - b1**t, 1 - b2**t) if variant["correction"] else (1.0, 1.0)
                 if variant["eps_at"] == "uncorrected":
                     step = -lr * np.sqrt(c2) / c1 * m / (np.sqrt(v) + eps)
@@ -134,6 +138,12 @@ class Reference:
         return path
 
 
+def _average(history, new, decay, swapped):
+    """The moving average decay history + (1 - decay) new; ``swapped``: the classic slip with the two
+    weights exchanged."""
+    return (1 - decay) * history + decay * new if swapped else decay * history + (1 - decay) * new
+
+
 def distance(w, reference_path):
     """|w - reference end| relative to how far the reference moved from the start."""
     moved = np.linalg.norm(reference_path[-1] - reference_path[0])
@@ -141,14 +151,22 @@ def distance(w, reference_path):
 
 
 def bug_hypotheses(rule, epochs, l2):
-    """(sentence, changes to the run) of the classic bugs, searched when no variant matches."""
-    found = [(f"are those of {epochs + 1} epochs for num_epoch={epochs}: one too many", {"epochs": epochs + 1}),
-             (f"are those of {epochs - 1} epochs for num_epoch={epochs}: one too few", {"epochs": epochs - 1}),
-             ("have the L2 term with the wrong sign: they are those of l2_coef = -l2_coef", {"l2": -l2}),
-             ("lack the L2 term: they are those of l2_coef = 0", {"l2": 0.0})]
+    """(sentence, change to the variant's choices) of the classic bugs, searched when no variant matches."""
+    found = [(f"are those of {epochs + 1} epochs for num_epoch={epochs}: one too many", {"extra_epochs": 1}),
+             (f"are those of {epochs - 1} epochs for num_epoch={epochs}: one too few", {"extra_epochs": -1}),
+             ("have the L2 term with the wrong sign: they are those of l2_coef = -l2_coef", {"l2_scale": -1.0}),
+             ("lack the L2 term: they are those of l2_coef = 0", {"l2_scale": 0.0}),
+             ("add L2 to the gradient as l2_coef times the gradient: g + l2_coef g where g + l2_coef w belongs",
+              {"l2_of": "gradient"})]
     if rule == "adam":
         found.insert(0, ("have no bias correction: they are Adam's without the factors 1/(1 - beta^t)",
                          {"correction": False}))
+        found.append(("have the first moment's weights exchanged: m = (1 - beta1) m + beta1 g where "
+                      "m = beta1 m + (1 - beta1) g belongs", {"swapped": "m"}))
+    if rule in ("rmsprop", "adam"):
+        name = "rho" if rule == "rmsprop" else "beta2"
+        found.append((f"have the squares' average with its weights exchanged: s = (1 - {name}) s + {name} g^2 "
+                      f"where s = {name} s + (1 - {name}) g^2 belongs", {"swapped": "v"}))
     return found
 
 
@@ -164,8 +182,7 @@ class OptimizerCheck:
 
     def __init__(self, lab, widths, letters, layouts):
         self.lab, self.widths, self.letters = lab, widths, letters
-        offsets = np.cumsum([0] + [len(p) for p, _ in layouts])
-        self.perm = np.concatenate([offset + p for offset, (p, _) in zip(offsets, layouts)])
+        self.perm = candidate_model.FlatLayout(layouts).perm  # candidate entry -> ours
         biases = [bias for _, bias in layouts]
         ours = ae.Autoencoder([ae.FCLayer(shape, from_letter(g), use_bias=b)
                                for shape, g, b in zip(zip(widths, widths[1:]), letters, biases)])
@@ -322,15 +339,13 @@ class OptimizerCheck:
         return lists
 
     def nearest(self, rule, candidates, w, lr, epochs, l2, with_bugs):
-        """(distance, variant, bug sentence or None) of the reference nearest to w: the first within
-        TARGET, else the nearest of all."""
+        """(distance, variant, bug sentence or None, the variant with the bug's change to the rule) of the
+        reference nearest to w: the first within TARGET, else the nearest of all."""
         best = None
         bugs = bug_hypotheses(rule, epochs, l2) if with_bugs else [(None, {})]
         for (sentence, change), variant in itertools.product(bugs, candidates):
-            runs = {"epochs": epochs, "l2": l2, **change}
-            path = self.reference.run(rule, {**variant, **{k: c for k, c in change.items() if k in variant}},
-                                      lr, runs["epochs"], runs["l2"])
-            found = (distance(w, path), variant, sentence)
+            changed = {**variant, **change}
+            found = (distance(w, self.reference.run(rule, changed, lr, epochs, l2)), variant, sentence, changed)
             if best is None or found[0] < best[0]:
                 best = found
             if best[0] <= TARGET:
@@ -338,15 +353,16 @@ class OptimizerCheck:
         return best
 
     def check_steps(self, where, rule, extra, w, lr):
-        """The variant that matches (the default one if none does) and whether one matched."""
+        """The variant that matches, with the bug found in the rule if one is (the default one if none
+        does: the method's other checks are judged against it), and whether one matched without a bug."""
         candidates = variants(rule, "momentum" in extra)
-        measured, variant, _ = self.nearest(rule, candidates, w, lr, EPOCHS, L2, with_bugs=False)
+        measured, variant, _, _ = self.nearest(rule, candidates, w, lr, EPOCHS, L2, with_bugs=False)
         if measured <= TARGET:
             self.judge(where, "steps", measured)
             return variant, True
-        residual, buggy, bug = self.nearest(rule, candidates, w, lr, EPOCHS, L2, with_bugs=True)
+        residual, right, bug, buggy = self.nearest(rule, candidates, w, lr, EPOCHS, L2, with_bugs=True)
         if residual <= TARGET:  # the figure: the distance to the right steps; and what remains with the bug put in
-            self.judge(where, "steps", distance(w, self.reference.run(rule, buggy, lr, EPOCHS, L2)), bug,
+            self.judge(where, "steps", distance(w, self.reference.run(rule, right, lr, EPOCHS, L2)), bug,
                        residual=residual)
             return buggy, False
         nearest = "; ".join(convention_sentences(rule, variant)) or "its defaults"

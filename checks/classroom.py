@@ -30,7 +30,8 @@ import threading
 import time
 
 from checks import sandbox
-from checks.candidate import MODULES, STAGES, engine_name
+from checks.candidate import MODULES, engine_name
+from checks.findings import STAGES
 from checks.records import atomic_write
 
 KEPT = {"records.json": 64 << 20, "candidate-output.txt": 2 << 20}  # what the grader takes from the judge

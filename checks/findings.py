@@ -1,6 +1,7 @@
 """What the lab says of a candidate (``python -m checks --engine``), from its records: root causes first,
 a failure listed under the earlier one that explains it, one line for one cause however many layers and
-nets show it, each figure relative with its target; the notes and what could not run after them."""
+nets show it (and, where no cause is named, one line per net for a computation of the model wrong in every
+call order), each figure relative with its target; the notes and what could not run after them."""
 
 import re
 
@@ -34,7 +35,12 @@ def lines(records):
             under[id(cause)].append(r)
     grouped = {}  # one root per place and diagnosis: the quantities it explains are named together
     for root in roots:
-        key = (root["net"], root["where"], root.get("diagnosis")) if root.get("diagnosis") else id(root)
+        if root.get("diagnosis"):
+            key = (root["net"], root["where"], root["diagnosis"])
+        elif root["stage"] == "model" and root.get("measured") is not None and not root.get("reason"):
+            key = (root["net"], root["where"], _computation(root["quantity"]))  # wrong in every call order
+        else:
+            key = id(root)
         grouped.setdefault(key, []).append(root)
     # the same finding in several layers or nets is one root cause (the layer's code): one line
     merged = {}
@@ -66,6 +72,8 @@ def lines(records):
         nets = sorted({r["net"] for r in roots_here if r.get("net")})
         if len(groups) == 1:
             line = _line(roots_here[0], [r["quantity"] for r in groups[0]])
+            if len(groups[0]) > 1 and not roots_here[0].get("diagnosis"):  # undiagnosed: the largest figure
+                line = re.sub(r" off by .*$", "", line) + _merged_figure(groups[0])
         else:
             if layers:
                 where = f"layers {', '.join(map(str, layers))}" if len(layers) > 1 else f"layer {layers[0]}"
@@ -94,6 +102,13 @@ def lines(records):
             if place not in places:
                 places.append(place)
     return lines + [f"note: {reason}: {', '.join(places)}" for reason, places in sorted(notes.items())]
+
+
+def _computation(quantity):
+    """The model's computation a quantity comes from: compute_loss for loss and gradient, Hv or GNv in any
+    call order, get_activations of any layer."""
+    first = re.split(r"[ (]", quantity)[0]
+    return "compute_loss" if first in ("loss", "gradient") else first
 
 
 def _explains(root, record):

@@ -39,6 +39,7 @@ def test_the_frameworks_compute_what_the_engine_computes(framework):
         assert np.allclose(flat(got), ours[quantity], rtol=1e-9, atol=1e-12 * np.abs(ours[quantity]).max()), quantity
 
 
+@pytest.mark.slow
 def test_a_tiny_run_writes_every_row_and_the_memory_accounting(tmp_path):
     record = bench.run(rounds=1, frameworks=(), batches=(20,))
     quantities = [(r["dtype"], r["quantity"]) for r in record["rows"]]

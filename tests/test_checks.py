@@ -1,6 +1,9 @@
 """The lab passes a correct engine and FAILS deliberately broken ones."""
 
 import json
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -126,6 +129,7 @@ def test_quadratic_loss_makes_the_third_order_taylor_check_say_it_cannot_run():
     assert records[2]["measured"] is None and "round-off" in records[2]["reason"]
 
 
+@pytest.mark.slow
 def test_command_quick_run_writes_records_and_figures(tmp_path, capsys):
     assert cli.main(["--quick", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "records.json").read_text())
@@ -135,7 +139,25 @@ def test_command_quick_run_writes_records_and_figures(tmp_path, capsys):
     assert "detection power" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_command_exits_nonzero_on_a_broken_engine(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(ae.TanhActivationFunction, "second_deriv", WrongSecondDerivativeTanh.second_deriv)
     assert cli.main(["--quick", "--out", str(tmp_path)]) == 1
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_every_module_of_the_lab_imports_first_in_a_fresh_interpreter():
+    """Each checks module imported before any other of the lab's (as ``python -m checks --engine`` and the
+    class grader's judge process start): no import cycle leaves a module half made."""
+    code = ("import importlib, pathlib, sys\n"
+            "names = sorted(p.stem for p in pathlib.Path(sys.argv[1]).glob('*.py') if p.stem != '__init__')\n"
+            "for name in names:\n"
+            "    for loaded in [m for m in sys.modules if m == 'checks' or m.startswith('checks.')]:\n"
+            "        del sys.modules[loaded]\n"
+            "    try:\n"
+            "        importlib.import_module('checks.' + name)\n"
+            "    except ImportError as error:\n"
+            "        print(name, error)\n")
+    folder = pathlib.Path(cli.__file__).parent
+    done = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "", done.stdout + done.stderr

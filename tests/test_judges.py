@@ -39,6 +39,7 @@ def quick_records():
     return records
 
 
+@pytest.mark.slow
 def test_the_correct_engine_meets_every_target_with_a_margin(quick_records):
     judged = [r for r in quick_records if r["verdict"] in ("pass", "fail")]
     assert judged and all(r["verdict"] == "pass" for r in judged)
@@ -94,6 +95,7 @@ def test_each_directional_judge_of_verify_fails_a_known_wrong_claim(claims, chec
     assert judged and "fail" in judged, result.table()
 
 
+@pytest.mark.slow
 @pytest.mark.bitexact
 def test_the_lab_is_reproducible_bit_for_bit_from_its_seed(quick_records):
     # every random vector of the lab (weights, batches, directions, identity vectors) comes from the

@@ -1,6 +1,7 @@
 """Every Python block of the README runs as written."""
 
 import importlib.util
+import json
 import pathlib
 import re
 import subprocess
@@ -37,3 +38,27 @@ def test_the_readme_gives_two_commands_and_ci_runs_the_second_verbatim():
     assert len(commands) == 2 and all("\n" not in c for c in commands), commands
     ci = (README.parent / ".ci" / "run").read_text().splitlines()
     assert commands[1] in ci  # a line of its own, word for word
+
+
+@pytest.mark.parametrize("record", ["catalogue.json", "catalogue_c.json"])
+def test_the_catalogue_tables_are_their_records(record, capsys):
+    """tests/README.md's tables bug -> finding are what tools/catalogue.py makes of the records, verbatim;
+    the README's figures of the fixture's examinations are the record's."""
+    folder = README.parent / "tests"
+    sys.path.insert(0, str(README.parent / "tools"))
+    try:
+        import catalogue
+    finally:
+        sys.path.pop(0)
+    catalogue.main(["--table", str(folder / record)])
+    table = capsys.readouterr().out.strip()
+    assert table in (folder / "README.md").read_text()
+    if record == "catalogue.json":
+        rows = json.loads((folder / record).read_text())
+        seconds = sorted(r["seconds"] for r in rows)
+        clean = {r["round_trips"] for r in rows if not r["roots"] and not r["notes"]}  # no finding at all
+        said = " ".join(README.read_text().split())
+        assert len(clean) == 1 and (
+            f"took {seconds[len(seconds) // 2]:.1f} s, the median over the {len(rows)} examinations in "
+            f"`tests/catalogue.json` ({clean.pop():,} round trips where no check fails") in said
+        assert f"the largest, {seconds[-1]:.1f} s," in said

@@ -37,6 +37,7 @@ def pdf_text(path):
     return "\n".join(page.extract_text() for page in pypdf.PdfReader(path).pages)
 
 
+@pytest.mark.slow
 def test_report_has_every_section_and_the_records_numbers(results, tmp_path):
     path = build(results, tmp_path / "report.pdf")
     text = " ".join(pdf_text(path).split())
@@ -125,6 +126,7 @@ def test_the_certified_section_says_what_each_record_proves(results, tmp_path):
         assert said.split("float64 ")[1].split(";")[0] in text  # the float64 bounds as the records have them
 
 
+@pytest.mark.slow
 def test_a_current_benchmark_record_is_shown_and_a_stale_one_is_not(results, tmp_path):
     from studies import bench
 

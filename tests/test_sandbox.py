@@ -2,6 +2,7 @@
 each does and what a correct grader reports), under bubblewrap and with process isolation only; and
 the sandbox's parts (cgroups on a fake tree, the capped reader)."""
 
+import fcntl
 import hashlib
 import io
 import json
@@ -9,6 +10,7 @@ import os
 import pathlib
 import shutil
 import site
+import tempfile
 import threading
 
 import pytest
@@ -25,6 +27,15 @@ BWRAP_PROBLEM = sandbox.bwrap_problem()
 CGROUP_PROBLEM = cgroups.problem()
 needs_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=f"bwrap not available: {BWRAP_PROBLEM}")
 needs_cgroup = pytest.mark.skipif(CGROUP_PROBLEM is not None, reason=f"no writable cgroup: {CGROUP_PROBLEM}")
+
+
+@pytest.fixture
+def alone():
+    """The test holds a lock of the machine's while it runs: what is left alive is looked for in the whole
+    of /proc, so another test's hostile class (another pytest worker, another run) must not run meanwhile."""
+    with open(pathlib.Path(tempfile.gettempdir()) / "ae-lab-hostile-classes.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def make_class(room, kinds):
@@ -91,8 +102,9 @@ def common_containment(summary, printed, room, before, out):
     assert "lingering" in summary and summary["lingering"]["status"] == "pass"
 
 
+@pytest.mark.slow
 @needs_bwrap
-def test_under_bubblewrap_hostile_submissions_touch_nothing_but_their_own_verdict(tmp_path, monkeypatch, capsys):
+def test_under_bubblewrap_hostile_submissions_touch_nothing_but_their_own_verdict(alone, tmp_path, monkeypatch, capsys):
     kinds = ["dies_at_import", "exit_in_method", "fork_many", "lingering", "memory_team", "print_flood",
              "read_secrets", "sleepers", "tamper_classmates", "kill_grader", "poison_venv"]
     purelib = [pathlib.Path(p) for p in site.getsitepackages()]
@@ -111,14 +123,16 @@ def test_under_bubblewrap_hostile_submissions_touch_nothing_but_their_own_verdic
     assert all(s["sandbox"] == "bubblewrap" for s in summary.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [pytest.param("bwrap", marks=needs_bwrap), "none"])
-def test_a_submission_that_forges_its_judge_s_records_does_not_pass(tmp_path, monkeypatch, capsys, mode):
+def test_a_submission_that_forges_its_judge_s_records_does_not_pass(alone, tmp_path, monkeypatch, capsys, mode):
     code, summary, *_ = grade(tmp_path, monkeypatch, capsys, ["forge_records", "forge_patch_lab"], mode)
     assert summary["forge_records"]["status"] == "fail" and summary["forge_patch_lab"]["status"] == "fail"
 
 
+@pytest.mark.slow
 @needs_cgroup
-def test_process_isolation_with_a_cgroup_contains_floods_and_lingering_processes(tmp_path, monkeypatch, capsys):
+def test_process_isolation_with_a_cgroup_contains_floods_and_lingering_processes(alone, tmp_path, monkeypatch, capsys):
     kinds = ["dies_at_import", "exit_in_method", "fork_many", "lingering", "memory_team", "print_flood",
              "read_secrets", "sleepers"]
     code, summary, printed, room, before, out = grade(tmp_path, monkeypatch, capsys, kinds, "none")
@@ -129,7 +143,8 @@ def test_process_isolation_with_a_cgroup_contains_floods_and_lingering_processes
     assert all(s["sandbox"] == "process isolation" for s in summary.values())
 
 
-def test_without_bwrap_or_cgroups_the_grader_says_so_and_still_grades(tmp_path, monkeypatch, capsys):
+@pytest.mark.slow
+def test_without_bwrap_or_cgroups_the_grader_says_so_and_still_grades(alone, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "no bwrap on PATH")
     monkeypatch.setattr(cgroups, "problem", lambda: "no cgroup hierarchy under /nowhere")
 

@@ -248,6 +248,7 @@ TINY = {"architectures": ["linear 784-2-784", "tanh 784-64-2-64-784 tied"], "epo
         "steps": slice(1, 3), "minibatches": [10, 20], "hf_minibatches": [60], "seeds": 2, "max_extensions": 0}
 
 
+@pytest.mark.slow
 def test_study_runs_tunes_resumes_and_never_confuses_configs(tmp_path, monkeypatch):
     data_dir = tmp_path / "mnist"
     data_dir.mkdir()
@@ -372,6 +373,7 @@ def test_runs_are_reproducible_and_a_process_pool_gives_the_same_records(tmp_pat
     assert {name: os.environ.get(name) for name in before} == before
 
 
+@pytest.mark.slow
 def test_long_stages_say_how_far_they_are_and_the_time_left(tmp_path, monkeypatch):
     data_dir = tmp_path / "mnist"
     data_dir.mkdir()

@@ -18,6 +18,7 @@ def run_tiny(out, data_dir, monkeypatch, **spec):
                             progress=lambda m: None)
 
 
+@pytest.mark.slow
 def test_the_test_set_chooses_nothing(tmp_path, monkeypatch):
     """Two studies whose data differ only in the test digits tune identically; only the scores move."""
     a, b = tmp_path / "a", tmp_path / "b"

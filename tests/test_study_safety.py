@@ -44,6 +44,7 @@ def run_tiny(out, data, monkeypatch, **spec):
 
 # --- data identity ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_study_on_other_data_never_reuses_or_reports_the_old_records(tmp_path, mnist, monkeypatch):
     """The README order on small data: one study, then the same command on other digits, same folder."""
     other = tmp_path / "other"
@@ -484,6 +485,7 @@ def run_command(args, cwd):
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("place", ["a file", "under a file", "read-only"])
 def test_an_unusable_output_path_is_one_line_and_exit_2_before_any_work(tmp_path, command, place):

@@ -86,6 +86,7 @@ def only_exact_gradient(claims):
     return claims.claims()[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label, claims, x", POINTS, ids=[p[0] for p in POINTS])
 def test_correct_derivatives_of_outside_functions_pass(label, claims, x):
     grad, hvp = claims.claims()
@@ -96,6 +97,7 @@ def test_correct_derivatives_of_outside_functions_pass(label, claims, x):
     assert {"complex step", "50 digits"} <= checks, result.table()  # the entrywise judges ran
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["smallest", "median", "largest"])
 @pytest.mark.parametrize("label, claims, x", POINTS, ids=[p[0] for p in POINTS])
 def test_a_one_entry_error_of_1e_8_fails_wherever_it_is(label, claims, x, where):

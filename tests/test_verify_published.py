@@ -47,6 +47,7 @@ def runs(cases):
     return {case["name"]: verdicts(case) for case in cases}
 
 
+@pytest.mark.slow
 def test_every_published_claim_gets_the_expected_verdict(cases, runs):
     assert {c["library"] for c in cases} == {"statsmodels", "scikit-learn", "scipy", "autograd"}
     differ = []

@@ -34,6 +34,7 @@ def examine(tmp_path, engine, *options):
     return code, saved, roots
 
 
+@pytest.mark.slow
 def test_a_submission_that_patches_the_lab_and_numpy_at_import_still_fails_its_wrong_hv(tmp_path):
     code, saved, roots = examine(tmp_path, hostile(tmp_path, "forges_the_judge"))
     assert code == 1

@@ -9,7 +9,7 @@ causes, round trips and seconds, and prints the markdown table bug -> finding of
 Another fixture (``--fixture``, its switches read from ``--variable``) is examined clean and with each
 ``bug("name")`` its modules test.
 
-The switches and what each must give are the tests' (tests/test_candidate.py CATALOGUE, the optimizer
+The switches and what each must give are the tests' (tests/test_candidate_catalogue.py CATALOGUE, the optimizer
 switches of tests/test_candidate_optim.py); this tool only measures and tabulates them.
 """
 
@@ -34,7 +34,7 @@ CONVENTIONS = ("per_layer_1_over_N", "use_bias_ignored", "setters_return_their_a
 
 def switches():
     sys.path.insert(0, str(ROOT / "tests"))
-    from test_candidate import CATALOGUE
+    from test_candidate_catalogue import CATALOGUE
     return [*CATALOGUE, *OPTIMIZER_SWITCHES, *CONVENTIONS]
 
 
