@@ -352,7 +352,8 @@ def test_a_whole_class_each_submission_in_its_own_process(tmp_path, capsys):
     for bug in ("clean", "missing_1_over_N", "loops_forever", "prints", "exits_the_process"):
         submission(room, bug)
     out = tmp_path / "out"
-    assert checks_cli.main(["--engine", str(room), "--out", str(out), "--time-limit", "15"]) == 1
+    # the limit is the whole examination's: several times what a clean one takes on a slow, shared machine
+    assert checks_cli.main(["--engine", str(room), "--out", str(out), "--time-limit", "60"]) == 1
     printed = capsys.readouterr()
     assert "forward called with" not in printed.out + printed.err  # a submission's prints stay in its folder
     summary = {s["submission"]: s for s in json.loads((out / "class-summary.json").read_text())["submissions"]}
@@ -363,7 +364,7 @@ def test_a_whole_class_each_submission_in_its_own_process(tmp_path, capsys):
         "[nets 3-5-5-3 rkt, batch 2; 5-3-5 st; 6-4-2-4-6 tlts] model: gradient is N times the reference: the 1/N "
         "of formula (1) is missing (off by up to 6.0e+00; once that is accounted for, up to #, target 1e-12)"
     ]  # # is round-off; at a batch of one the 1/N is 1
-    assert summary["loops_forever"]["status"] == "timed out after 15 s"
+    assert summary["loops_forever"]["status"] == "timed out after 60 s"
     # the process that exits is the candidate's worker, not the lab: a finding on the submission
     assert summary["exits_the_process"]["status"] == "fail"
     assert summary["exits_the_process"]["root_causes"] == [
@@ -375,7 +376,7 @@ def test_a_whole_class_each_submission_in_its_own_process(tmp_path, capsys):
     assert "A class examined" in pages[0]
     for name in ("clean", "missing_1_over_N", "prints"):  # a page (or more) of its own each
         assert any(text.startswith(f"Examination of the engine {name}") for text in pages), name
-    assert any(text.startswith("loops_forever") and "timed out after 15 s" in text for text in pages)
+    assert any(text.startswith("loops_forever") and "timed out after 60 s" in text for text in pages)
     for name, failed in (("clean", False), ("missing_1_over_N", True)):  # never "No check failed." under failures
         page = next(text for text in pages if text.startswith(f"Examination of the engine {name}"))
         assert ("No check failed." in page) != failed and ("Findings" in page) == failed, page
