@@ -114,12 +114,13 @@ def reference_activation(letter):
 class Lab:
     """Runs the checks on one candidate and collects records; ``findings()`` says what failed, root first."""
 
-    def __init__(self, modules, name, seed=0):
-        """``modules``: the candidate's modules as ``checks.remote`` proxies (``Session.modules``)."""
+    def __init__(self, modules, name, seed=0, activations=None):
+        """``modules``: the candidate's modules as ``checks.remote`` proxies (``Session.modules``);
+        ``activations``: {letter: class} where already found (a shadow's), else looked up in the worker."""
         self.modules, self.name, self.seed = modules, name, seed
         self.rng = np.random.default_rng(seed)
         self.records = []
-        self.activations = activations_of(modules["activations"])
+        self.activations = activations if activations is not None else activations_of(modules["activations"])
         self.substituted = set()  # letters whose activation is ae's, in the candidate's worker
         self.reference_layers = None  # the batch power ae's layers stand in with, in place of the candidate's
         self.layouts = {}  # label -> the probed (perm, bias) of each layer of the net
@@ -287,8 +288,7 @@ class Lab:
     def shadow(self, **attributes):
         """A lab on the same candidate and seed, for an examination again with ``attributes`` set
         (``substituted``, ``reference_layers``, ``layouts``): it shares the activations found."""
-        lab = Lab(self.modules, self.name, self.seed)
-        lab.activations = self.activations
+        lab = Lab(self.modules, self.name, self.seed, self.activations)
         for name, value in attributes.items():
             setattr(lab, name, value)
         return lab
