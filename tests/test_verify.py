@@ -367,6 +367,11 @@ def test_a_quadratic_says_why_the_taylor_test_of_hv_cannot_run():
     reasons = {r["reason"] for r in result.records if r["check"] == "Taylor" and r["quantity"] == "Hv"}
     assert reasons == {"the remainder is nowhere a straight line above round-off at steps t <= 1/4 (fun is "
                        "quadratic along p, or computed in too low a precision?)"}
+    # said once, naming the directions
+    lines = [line for line in result.table().splitlines() if line.startswith("Hv         Taylor")]
+    assert lines == ["Hv         Taylor                              -                         -  cannot run "
+                     "(directions 0, 1, 2): the remainder is nowhere a straight line above round-off at steps t <= "
+                     "1/4 (fun is quadratic along p, or computed in too low a precision?)"]
 
 
 def test_above_the_dense_limit_a_sample_of_entries_and_rademacher_directions_are_judged_with_their_power():
@@ -468,3 +473,86 @@ def test_a_grad_of_another_length_on_one_side_of_x_leaves_its_domain_there():
     assert [r["reason"] for r in result.records if r["check"] == "central difference of grad"
             and r["quantity"] == "Hv"] == [
         "every step leaves grad's domain"], result.table()
+
+
+class Chain:
+    """sum(log cosh x_i + x_i^2 / 2) + 0.1 sum(x_i x_{i+1}), at any n; ``analytic=False`` refuses complex
+    input, as a function written for real numbers does.  Each call is counted."""
+
+    def __init__(self, n, analytic=True):
+        self.x, self.analytic, self.calls = np.random.default_rng(1).standard_normal(n), analytic, 0
+
+    def fun(self, y):
+        self.calls += 1
+        if not self.analytic and np.iscomplexobj(y):
+            raise TypeError("this function takes real numbers")
+        return np.sum(np.log(np.cosh(y)) + 0.5 * y * y) + 0.1 * np.sum(y[:-1] * y[1:])
+
+    def grad(self, y):
+        g = np.tanh(y) + y
+        g[:-1] += 0.1 * y[1:]
+        g[1:] += 0.1 * y[:-1]
+        return g
+
+    def hvp(self, y, p):
+        h = (2 - np.tanh(y) ** 2) * p
+        h[:-1] += 0.1 * p[1:]
+        h[1:] += 0.1 * p[:-1]
+        return h
+
+
+@pytest.mark.parametrize("analytic, delta", [(True, 1e-6), (False, 1e-4)])
+def test_a_gradient_of_20000_entries_takes_under_200_evaluations_in_memory_linear_in_n(analytic, delta):
+    import tracemalloc
+
+    chain = Chain(20_000, analytic)
+    tracemalloc.start()
+    try:
+        result = verify(chain.fun, chain.x, grad=chain.grad)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.passed, result.table()
+    assert chain.calls < 200
+    assert peak < 200 * 8 * chain.x.size  # 200 vectors of n floats; the n x n identity would be 3.2 GB
+    assert ("complex step" if analytic else "differences") in {r["check"] for r in result.records}
+    # a relative error delta in the median entry fails, where the stated power says it is caught in nearly
+    # every entry (not in the few within about delta of zero; the real differences' reference is less
+    # certain, so for them delta is 1e-4)
+    assert result.detection_power["gradient"]["fractions"][delta] >= 0.99
+    entry = median_entry(chain.grad(chain.x))
+    wrong = verify(chain.fun, chain.x, grad=planted(chain.grad, delta, entry))
+    assert wrong.verdicts["gradient"] == "fail", wrong.table()
+
+
+@pytest.mark.parametrize("analytic, most", [(True, 250), (False, 1500)])
+def test_an_hv_of_20000_entries_costs_what_the_docstring_says(analytic, most):
+    chain = Chain(20_000, analytic)
+    result = verify(chain.fun, chain.x, hvp=chain.hvp)
+    assert result.verdicts["Hv"] == "pass", result.table()
+    assert chain.calls <= most
+
+
+def test_along_a_direction_each_point_is_evaluated_once():
+    seen = {}
+
+    def fun(y):
+        seen[y.tobytes()] = seen.get(y.tobytes(), 0) + 1
+        return chain.fun(y)
+
+    chain = Chain(5_000)
+    verify(fun, chain.x, grad=chain.grad)
+    assert sorted(seen.values())[-1] == 1, "a point evaluated twice"
+
+
+def test_dense_limit_x_size_checks_every_entry_of_every_claim():
+    chain = Chain(300)
+    result = verify(chain.fun, chain.x, grad=chain.grad, hvp=chain.hvp, dense_limit=300)
+    entrywise = [(r["quantity"], r["checked"], r["entries"]) for r in result.records
+                 if r["check"] == "complex step" and "entry" in r]
+    assert entrywise == [("gradient", 300, 300), ("Hv", 300, 300)]
+    default = verify(chain.fun, chain.x, grad=chain.grad, hvp=chain.hvp)  # Hv's references cost 6 or more
+    assert [(r["quantity"], r["checked"]) for r in default.records if r["check"] == "complex step"
+            and "entry" in r] == [("gradient", 300), ("Hv", 10)]
+    with pytest.raises(VerifyError, match="dense_limit must be a positive whole number"):
+        verify(chain.fun, chain.x, grad=chain.grad, dense_limit=0.5)
