@@ -1,11 +1,13 @@
 """checks.verify on published derivative code (tests/published, built apart from the lab: statsmodels,
-scikit-learn, scipy and autograd, their own gradients and Hessians at random points and optima): every
+scikit-learn, scipy and autograd in published.py; lifelines, scikit-survival, glum and GPy in more.py; their
+own gradients and Hessians at random points and optima): every
 published claim gets the verdict the corpus expects (no false alarm on a right one, a fail on the two
 documented wrong ones), and a claim with its largest entry off by a relative 1e-6 fails wherever verify's
 own detection power says an error that size is caught (no silent pass: where fun is real-only the
 differences may not reach 1e-6, and the table then says so).
 Cases up to n = 10 here (fast); every size, 2,000 and 20,000 included, in tools/verify_published.py."""
 
+import importlib
 import sys
 import warnings
 from pathlib import Path
@@ -15,20 +17,27 @@ import pytest
 
 from checks import verify
 
-pytest.importorskip("statsmodels")
-pytest.importorskip("sklearn")
-pytest.importorskip("autograd")
 sys.path.insert(0, str(Path(__file__).parent / "published"))
-import published  # noqa: E402
+import published  # noqa: E402  (planted and verify_kwargs serve both modules)
 
 SMALL = 10  # the largest n run here
+# each corpus module, the libraries it needs (the extras test and published) and those its claims come from
+CORPUS = {"published": (("statsmodels", "sklearn", "autograd"), {"statsmodels", "scikit-learn", "scipy", "autograd"}),
+          "more": (("lifelines", "sksurv", "glum", "GPy"), {"lifelines", "scikit-survival", "glum", "GPy"})}
+
+
+@pytest.fixture(scope="module", params=sorted(CORPUS))
+def module(request):
+    for library in CORPUS[request.param][0]:
+        pytest.importorskip(library, reason=f"cannot run: {library} not installed (pip install -e .[published])")
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def cases():
+def cases(module):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return [c for c in published.cases(("small",)) if c["x"].size <= SMALL]
+        return [c for c in importlib.import_module(module).cases(("small",)) if c["x"].size <= SMALL]
 
 
 def verdicts(case):
@@ -48,8 +57,8 @@ def runs(cases):
 
 
 @pytest.mark.slow
-def test_every_published_claim_gets_the_expected_verdict(cases, runs):
-    assert {c["library"] for c in cases} == {"statsmodels", "scikit-learn", "scipy", "autograd"}
+def test_every_published_claim_gets_the_expected_verdict(module, cases, runs):
+    assert {c["library"] for c in cases} == CORPUS[module][1]
     differ = []
     for case in cases:
         got, result = runs[case["name"]]

@@ -2,7 +2,9 @@
 with the published claims and with planted mistakes; writes a record of false alarms, misses and crashes
 per size, with each case's seconds and evaluations of fun.
 
-    python tools/verify_published.py [--sizes small,large] [--planted rel1e-6,factor2] [--out record.json]
+    python tools/verify_published.py [--sizes small,large] [--planted rel1e-6,factor2] [--corpus published,more]
+                                     [--out record.json]
+    python tools/verify_published.py --table record.json    # tests/README.md's table of a record written before
 
 A false alarm is a fail on a claim the corpus calls right; a miss is a pass on a claim it calls wrong
 (a plant the corpus marks undetectable, below the claim's own rounding, is counted apart, and so is a fail
@@ -12,6 +14,7 @@ verify.  The fast subset runs in tests/test_verify_published.py.
 
 import argparse
 import collections
+import importlib
 import json
 import sys
 import time
@@ -61,14 +64,52 @@ def judge(case):
     return row
 
 
+OUTCOMES = ("agrees", "false alarm", "miss", "undetectable miss", "fails a no-op plant", "cannot run", "crash")
+
+
+def table(record):
+    """The markdown table of a record: per decade of n, the runs, each outcome's count over the claims judged, and the
+    evaluations of fun and seconds per run (median and largest); then every false alarm, miss and crash."""
+    rows = record["runs"]
+    lines = ["| n | runs | " + " | ".join(OUTCOMES) + " | evaluations (median, largest) | seconds (median, largest) |",
+             "|---|---" + "|---" * len(OUTCOMES) + "|---|---|"]
+    for decade in sorted({len(str(r["n"])) for r in rows}):
+        runs = [r for r in rows if len(str(r["n"])) == decade]
+        n = f"{10 ** (decade - 1):,} to {10 ** decade - 1:,}" if decade > 1 else "2 to 9"
+        counts = collections.Counter(o for r in runs for o in _outcomes(r))
+        evaluations = sorted(r["evaluations"] for r in runs if "evaluations" in r)
+        seconds = sorted(r["seconds"] for r in runs if "seconds" in r)
+        lines.append(f"| {n} | {len(runs)} | " + " | ".join(str(counts[o]) for o in OUTCOMES)
+                     + f" | {_median_largest(evaluations, '{:,}')} | {_median_largest(seconds, '{:.1f}')} |")
+    bad = [f"- {o}: {r['name']} ({r['library']} {r['version']}), claims from {r['claims_from']}"
+           for r in rows for o in _outcomes(r) if o in ("false alarm", "miss", "crash")]
+    return "\n".join(lines + ([""] + bad if bad else []))
+
+
+def _outcomes(row):
+    return ["crash"] if "crash" in row else [c["outcome"] for c in row["claims"].values()]
+
+
+def _median_largest(values, form):
+    return f"{form.format(values[len(values) // 2])}, {form.format(values[-1])}" if values else "-"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="small,large")
     parser.add_argument("--planted", default="", help="comma-separated kinds from published.KINDS")
+    parser.add_argument("--corpus", default="published,more",
+                        help="modules of tests/published: published (statsmodels, scikit-learn, scipy, autograd), "
+                             "more (lifelines, scikit-survival, glum, GPy)")
     parser.add_argument("--out", default="verify_published.json")
+    parser.add_argument("--table", default=None, help="print the table of this record; run nothing")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())))
+        return
     warnings.simplefilter("ignore")
-    cases = published.cases(tuple(args.sizes.split(",")))
+    cases = [case for module in args.corpus.split(",")
+             for case in importlib.import_module(module).cases(tuple(args.sizes.split(",")))]
     runs = [(case, "published") for case in cases]
     for kind in filter(None, args.planted.split(",")):
         rng = np.random.default_rng(1)
@@ -78,7 +119,7 @@ def main(argv=None):
         row = {"name": case["name"], "library": case["library"], "version": case["version"], "n": case["x"].size,
                "claims_from": kind, **judge(case)}
         rows.append(row)
-        outcomes = ["crash"] if "crash" in row else [c["outcome"] for c in row["claims"].values()]
+        outcomes = _outcomes(row)
         for outcome in outcomes:
             tally[(case["size"], row["n"], outcome)] += 1
         print(row["name"], row.get("seconds"), "s", row.get("evaluations"), "evaluations", outcomes, flush=True)
