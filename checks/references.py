@@ -78,6 +78,14 @@ class Inner:
     def __call__(self, y, u):
         return self.at([y], u)[0]
 
+    def first_floor(self):
+        """The part of ``first``'s uncertainty that is rounding, which no step removes: an estimate this
+        uncertain is as good as fun's precision allows (at a stationary point, larger than the entry itself)."""
+        if self.complex_ok:
+            return 0.0
+        T = 2 * self.step
+        return (4 / 3 * 4 / T + 1 / 3 * 2 / T) * 2 * self.f_rounding
+
     def rounding(self, values):
         if self.complex_ok:
             return 4 * self.eps * max(abs(v) for v in values)

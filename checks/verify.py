@@ -109,6 +109,7 @@ REFERENCE_JITTERS = 2  # the same for a reference (the complex step subtracts no
 ENTRY_DIFFERENCES_LIMIT = 200
 DENSE_LIMIT = 2000  # every entry of a claim whose reference costs one evaluation up to this many, a sample above
 USEFUL = 1e-3  # a reference more uncertain than this relative to the entry judges nothing
+FLOOR_MULTIPLE = 4  # unless its uncertainty is within this many times its rounding: truncation adds at most 3
 VARIATION_STEP = 1e-3  # the step of the scale of directional checks at stationary points
 # entrywise checks are judged in units of each entry's tolerance (target 1); the rest as relative errors
 TARGETS = {"complex step": 1.0, "50 digits": 1.0, "central difference": 1e-8, "Richardson": 1e-9,
@@ -686,7 +687,7 @@ def _gradient_checks(point, g, grad, ps, judge, inner, mp_reason, rng):
     limit = judge.dense_limit if inner.complex_ok else judge.costly_limit
     indices = _entry_indices(point, g, limit, rng)
     _entries_and_directions(point, judge, inner, "gradient", g, claim_noise, indices, rng,
-                            lambda y, u: references.first(inner, y, u), grad_rows=True)
+                            lambda y, u: references.first(inner, y, u), grad_rows=True, floor=inner.first_floor())
     if inner.complex_ok:
         p = ps[0]
         # the complex step's error against h for the figure (every third step above dense_limit: it only draws)
@@ -730,7 +731,7 @@ def _unit(n, i):
 
 
 def _entries_and_directions(point, judge, inner, quantity, claim, noise, indices, rng, reference_along,
-                            grad_rows=False, direction=None):
+                            grad_rows=False, direction=None, floor=0.0):
     """Judge ``claim`` entry by entry (``indices``) and, where that is a sample, along Rademacher
     directions, against ``reference_along(x, u)`` = (u.v, uncertainty) from fun alone; record the
     detection power."""
@@ -742,10 +743,14 @@ def _entries_and_directions(point, judge, inner, quantity, claim, noise, indices
     where = "every entry" if indices.size == n else f"{indices.size} sampled entries of {n}"
     name = f"{inner.name}{label}, {where}" + ("" if grad_rows else ", differenced along p (from fun alone)")
     # an entry whose reference is too uncertain to say anything (a domain edge, a kink or a fast change within
-    # the steps) is left unjudged, and counted, never passed on a tolerance as wide as the reference's doubt
+    # the steps) is left unjudged, and counted, never passed on a tolerance as wide as the reference's doubt;
+    # but a reference within a few times its rounding ``floor`` is as good as fun's precision allows (at a
+    # stationary point the entries are smaller than it): judged, its uncertainty in the tolerance, and the
+    # detection power says which absolute error it catches
     with np.errstate(invalid="ignore"):
-        usable = np.isfinite(reference) & (uncertainty <= USEFUL * (np.abs(reference) + np.abs(claim[indices]))
-                                           + 1e-8 * np.max(np.abs(claim)))
+        usable = np.isfinite(reference) & (
+            (uncertainty <= USEFUL * (np.abs(reference) + np.abs(claim[indices])) + 1e-8 * np.max(np.abs(claim)))
+            | (uncertainty <= FLOOR_MULTIPLE * floor))
     if not usable.any():
         judge.cannot(inner.check, quantity, f"{inner.name}{label} is too uncertain at every entry checked: fun "
                      "leaves its domain, or changes too fast, within the steps")

@@ -62,3 +62,17 @@ def test_the_catalogue_tables_are_their_records(record, capsys):
             f"took {seconds[len(seconds) // 2]:.1f} s, the median over the {len(rows)} examinations in "
             f"`tests/catalogue.json` ({clean.pop():,} round trips where no check fails") in said
         assert f"the largest, {seconds[-1]:.1f} s," in said
+
+
+def test_the_published_corpus_table_is_its_record(capsys):
+    """tests/README.md's table of checks.verify on the published corpus, per decade of n, is what
+    tools/verify_published.py makes of its record, verbatim."""
+    folder = README.parent / "tests"
+    sys.path.insert(0, str(README.parent / "tools"))
+    try:
+        import verify_published
+    finally:
+        sys.path.pop(0)
+    verify_published.main(["--table", str(folder / "published" / "verify_published.json")])
+    table = capsys.readouterr().out.strip()
+    assert table in (folder / "README.md").read_text()

@@ -557,3 +557,28 @@ def test_dense_limit_x_size_checks_every_entry_of_every_claim():
             and "entry" in r] == [("gradient", 300), ("Hv", 10)]
     with pytest.raises(VerifyError, match="dense_limit must be a positive whole number"):
         verify(chain.fun, chain.x, grad=chain.grad, dense_limit=0.5)
+
+
+def test_at_a_minimum_of_a_real_only_function_the_gradient_is_judged_to_the_differences_resolution():
+    # gradient entries of 1e-12 lie below what differences of a float64 fun resolve: once such a reference
+    # was "too uncertain at every entry" and the gradient was judged along directions alone, with no power
+    # stated; now each entry is judged within the reference's rounding and the line says what it catches
+    c = np.linspace(-1.0, 1.0, 6)
+
+    def fun(x):
+        if np.iscomplexobj(x):
+            raise TypeError("this function takes real numbers")
+        return float(np.sum(np.cosh(x - c)))
+
+    def grad(x):
+        return np.sinh(x - c)
+
+    x = c + 1e-12 * np.arange(1.0, 7.0)
+    result = verify(fun, x, grad=grad)
+    entrywise = [r for r in result.records if r["check"] == "differences" and r["quantity"] == "gradient"]
+    assert [r["verdict"] for r in entrywise] == ["pass"], result.table()
+    largest = result.detection_power["gradient"]["entries"]["largest"]
+    assert largest["smallest_caught"] is None and 1e-12 < largest["tolerance"] < 1e-8
+    assert "only once off by more than" in result.table()
+    off = verify(fun, x, grad=lambda y: grad(y) + np.where(np.arange(6) == 2, 10 * largest["tolerance"], 0.0))
+    assert off.verdicts["gradient"] == "fail", off.table()

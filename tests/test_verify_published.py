@@ -7,6 +7,7 @@ own detection power says an error that size is caught (no silent pass: where fun
 differences may not reach 1e-6, and the table then says so).
 Cases up to n = 10 here (fast); every size, 2,000 and 20,000 included, in tools/verify_published.py."""
 
+import copy
 import importlib
 import sys
 import warnings
@@ -85,3 +86,35 @@ def test_a_largest_entry_off_by_1e_6_fails_where_the_stated_power_reaches_it(cas
             if expected == "wrong" and verdict != "fail" and promised:
                 missed.append((wrong["name"], claim, verdict, result.table()))
     assert not missed, "\n\n".join(" ".join(map(str, m[:3])) + "\n" + m[3] for m in missed)
+
+
+def test_a_miss_is_stated_only_where_the_detection_power_line_says_so():
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
+    try:
+        from verify_published import stated
+    finally:
+        sys.path.pop(0)
+
+    def row(power, outcome="miss"):
+        return {"claims": {"grad": {"outcome": outcome}}, "power": {"gradient": power}}
+
+    def outcome(power, kind="rel1e-6", was="miss"):
+        return stated(row(power, was), kind)["claims"]["grad"]["outcome"]
+
+    assert outcome({"1e-06": 0.0, "0.0001": 1.0}) == "miss the table states"  # a sample, as the record keeps it
+    assert outcome({1e-06: 0.0}) == "miss the table states"  # as judge has it
+    assert outcome({"1e-06": 0.5}) == "miss"  # some entries caught at 1e-6: the plant's may have been
+    assert outcome({"smallest": 1e-8, "median": 1e-8, "largest": 1e-4}) == "miss the table states"
+    assert outcome({"smallest": 1e-8, "median": 1e-8, "largest": None}) == "miss the table states"
+    assert outcome({"smallest": 1e-4, "median": 1e-4, "largest": 1e-8}) == "miss"
+    assert outcome({"largest": 1e-4}, kind="factor2") == "miss"  # no absolute statement in the row
+    assert outcome({"largest": 1e-4}, was="false alarm") == "false alarm"
+    # at a stationary point the line says which absolute error the largest entry needs: factor 2 moves
+    # that entry (as planted) by half of itself, a flipped sign by twice
+    at_minimum = {"claims": {"grad": {"outcome": "miss"}}, "power": {"gradient": {"largest": None}},
+                  "absolute": {"gradient": {"value": 2e-11, "tolerance": 7e-10}}}
+    for kind in ("factor2", "sign_entry", "rel1e-6"):
+        assert stated(copy.deepcopy(at_minimum), kind)["claims"]["grad"]["outcome"] == "miss the table states"
+    at_minimum["absolute"]["gradient"]["tolerance"] = 3e-11  # half of 2e-11 is within it, twice is not
+    assert stated(copy.deepcopy(at_minimum), "factor2")["claims"]["grad"]["outcome"] == "miss the table states"
+    assert stated(copy.deepcopy(at_minimum), "sign_entry")["claims"]["grad"]["outcome"] == "miss"
