@@ -39,19 +39,22 @@ def rademacher(n, count, rng):
 
 
 def power(claim, directional, sampled, deltas=POWER_DELTAS):
-    """{delta: the fraction of nonzero entries where a relative error delta fails some check}.
+    """{delta: the fraction of nonzero entries where a relative error delta fails some check whichever its
+    sign (an error may cancel one the claim already has)}.
 
     ``directional``: [(u, error u.claim - reference, tolerance)]; ``sampled``: (indices, errors claim_i -
-    reference_i, tolerances).  A planted error moves each error by delta claim_k (times u_k)."""
+    reference_i, tolerances).  A planted error moves each error by +-delta claim_k (times u_k)."""
     nonzero = claim != 0
+    indices, errors, tolerances = sampled
     out = {}
     for delta in deltas:
-        shift = delta * claim
-        caught = np.zeros(claim.size, bool)
-        for u, error, tolerance in directional:
-            caught |= np.abs(error + shift * u) > tolerance
-        indices, errors, tolerances = sampled
-        caught[indices] |= np.abs(errors + shift[indices]) > tolerances
+        caught = np.ones(claim.size, bool)
+        for shift in (delta * claim, -delta * claim):
+            by_either = np.zeros(claim.size, bool)
+            for u, error, tolerance in directional:
+                by_either |= np.abs(error + shift * u) > tolerance
+            by_either[indices] |= np.abs(errors + shift[indices]) > tolerances
+            caught &= by_either
         out[delta] = float(caught[nonzero].mean()) if nonzero.any() else 0.0
     return out
 

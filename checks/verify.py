@@ -73,9 +73,12 @@ unjudged and counted, never passed on a tolerance as wide as the doubt.
 
 Detection power is measured, not claimed: the smallest, the median and the
 largest nonzero entry of the claim are planted with relative errors 1e-2
-... 1e-14 in turn and the entrywise check is asked again; the smallest error
-caught (and every larger one) is reported for each, or for an entry within
-its rounding of zero (a stationary point) the absolute error it would catch.
+... 1e-14 in turn, with either sign, and the entrywise check is asked again;
+the smallest error caught (and every larger one) is reported for each, or for
+an entry within its rounding of zero (a stationary point) the absolute error
+it would catch.  The errors are planted in the claim where it passes (so an
+error that would cancel one it already has within its tolerance is not
+counted as caught), in the reference where it fails (the checks' own power).
 """
 
 import math
@@ -476,9 +479,10 @@ class _Judge:
                     tolerance=float(tolerances[i]), entries=int(claim.size if full_size is None else full_size),
                     checked=int(claim.size), agreement=agreement, estimator=name, unit="x tolerance",
                     relative=_normwise(claim, reference))
-        if detect:
+        if detect:  # around a claim that passes (its own error within tolerance counts), else the reference
             self.detection[quantity] = _planted_power(
-                claim, lambda v: bool(np.any(entrywise(v, reference, noise, eps, uncertainty)[0] > 1)),
+                claim, claim if ratios[i] <= 1 else reference,
+                lambda v: bool(np.any(entrywise(v, reference, noise, eps, uncertainty)[0] > 1)),
                 f"{check}, every entry", tolerances)
 
 
@@ -619,21 +623,24 @@ def _taylor_slope(t, values, expansion, moved, point, claimed_noise=0.0):
     return math.nan
 
 
-def _planted_power(claimed, caught, check, tolerances):
-    """For the smallest, median and largest nonzero entry: the smallest relative error that ``caught``
-    flags (every larger one too), and the entry's tolerance (the absolute error it flags)."""
+def _planted_power(claimed, around, caught, check, tolerances):
+    """For the smallest, median and largest nonzero entry of ``claimed``: the smallest relative error that
+    ``caught`` flags with either sign (every larger one too) when planted in ``around`` (the claim where it
+    passes: an error may then cancel one it already has; the reference where it fails), and the entry's
+    tolerance (the absolute error it flags)."""
     magnitude = np.abs(claimed)
     nonzero = np.nonzero(magnitude)[0]
-    out = {"check": check, "false_alarm": bool(caught(claimed)), "entries": {}}
+    out = {"check": check, "entries": {}}
     if nonzero.size == 0:
         return out
     order = nonzero[np.argsort(magnitude[nonzero], kind="stable")]
     for where, k in (("smallest", order[0]), ("median", order[len(order) // 2]), ("largest", order[-1])):
         smallest = None
-        for delta in DELTAS:
-            planted = claimed.copy()
-            planted[k] *= 1 + delta
-            if not caught(planted):
+        for delta in DELTAS:  # caught whichever its sign: an error may cancel one the claim already has
+            planted = [around.copy(), around.copy()]
+            planted[0][k] *= 1 + delta
+            planted[1][k] *= 1 - delta
+            if not (caught(planted[0]) and caught(planted[1])):
                 break
             smallest = delta
         out["entries"][where] = {"entry": int(k), "smallest_caught": smallest, "value": float(claimed[k]),
@@ -789,6 +796,9 @@ def _entries_and_directions(point, judge, inner, quantity, claim, noise, indices
                      rademacher=j, estimator=f"u.v along a Rademacher direction u, {inner.name}{label}")
     errors = sub - reference
     tolerances = entrywise(sub, reference, noise[indices], point.eps, uncertainty)[2]
+    if np.any(np.abs(errors) > tolerances) or any(abs(e) > t for _, e, t in directional):
+        # a claim that fails: the power is the checks' own, around the reference
+        errors, directional = np.zeros_like(errors), [(u, 0.0, t) for u, _, t in directional]
     fractions = sampling.power(claim, directional, (indices, errors, tolerances))
     judge.detection[quantity] = {"check": f"{inner.check}, {where} and {len(directional)} Rademacher directions",
                                  "sampled": True, "fractions": fractions,

@@ -582,3 +582,28 @@ def test_at_a_minimum_of_a_real_only_function_the_gradient_is_judged_to_the_diff
     assert "only once off by more than" in result.table()
     off = verify(fun, x, grad=lambda y: grad(y) + np.where(np.arange(6) == 2, 10 * largest["tolerance"], 0.0))
     assert off.verdicts["gradient"] == "fail", off.table()
+
+
+def test_the_stated_power_holds_for_an_error_of_either_sign():
+    # a claim already off by most of its tolerance: a further error of the opposite sign cancels it, so the
+    # power line may promise only a size caught with either sign (it once promised one sign's)
+    problem = Problem(2)
+    g = problem.grad(problem.x)
+    k = int(np.argmax(np.abs(g)))
+    tolerance = verify(problem.fun, problem.x, grad=problem.grad).detection_power["gradient"]["entries"][
+        "largest"]["tolerance"]
+
+    def shifted(delta):
+        def grad(x):
+            value = problem.grad(x)
+            value[k] = (value[k] + 0.7 * tolerance * np.sign(value[k])) * (1 + delta)  # +delta adds to it
+            return value
+        return grad
+
+    near = verify(problem.fun, problem.x, grad=shifted(0.0))
+    assert near.verdicts["gradient"] == "pass", near.table()
+    promised = near.detection_power["gradient"]["entries"]["largest"]["smallest_caught"]
+    assert promised is not None
+    for delta in (promised, -promised):
+        wrong = verify(problem.fun, problem.x, grad=shifted(delta))
+        assert wrong.verdicts["gradient"] == "fail", (delta, wrong.table())
