@@ -467,7 +467,7 @@ class _Judge:
         return "fail" if "fail" in verdicts else "pass" if "pass" in verdicts else None
 
     def entries(self, check, quantity, claim, reference, noise, name, uncertainty=0.0, indices=None,
-                full_size=None, detect=True):
+                full_size=None, detect=True, judged="every entry"):
         eps = self.point.eps
         ratios, errors, tolerances = entrywise(claim, reference, noise, eps, uncertainty)
         i = int(np.argmax(ratios))
@@ -483,7 +483,7 @@ class _Judge:
             self.detection[quantity] = _planted_power(
                 claim, claim if ratios[i] <= 1 else reference,
                 lambda v: bool(np.any(entrywise(v, reference, noise, eps, uncertainty)[0] > 1)),
-                f"{check}, every entry", tolerances)
+                f"{check}, {judged}", tolerances)
 
 
 def verify(fun, x, grad=None, hvp=None, gnvp=None, residual=None, jvp=None, vjp=None, directions=3, seed=0,
@@ -774,8 +774,9 @@ def _entries_and_directions(point, judge, inner, quantity, claim, noise, indices
             REFERENCE_JITTERS, pairs=2)
         uncertainty = uncertainty + reference_noise
     sub = claim[indices]
+    # every entry asked for: the power over those judged, the unjudged counted in its line
     judge.entries(inner.check, quantity, sub, reference, noise[indices], name, uncertainty=uncertainty,
-                  indices=indices, full_size=n, detect=indices.size == n)
+                  indices=indices, full_size=n, detect=every, judged=where)
     if every:
         return
     directional = []

@@ -79,8 +79,8 @@ def stated(row, kind):
     relative plant) the line says no relative error that small is caught there (every entry checked) or in
     any entry (a sample)."""
     claim = row.get("claims", {}).get("grad")
-    if claim is None or claim["outcome"] != "miss" or kind not in CHANGE:
-        return row
+    if claim is None or claim["outcome"] != "miss" or kind not in CHANGE or "gradient" not in row["power"]:
+        return row  # no power line for the gradient: nothing stated
     largest = row.get("absolute", {}).get("gradient")
     if largest is not None and CHANGE[kind] * abs(largest["value"]) <= largest["tolerance"]:
         claim["outcome"] = "miss the table states"
