@@ -607,3 +607,47 @@ def test_the_stated_power_holds_for_an_error_of_either_sign():
     for delta in (promised, -promised):
         wrong = verify(problem.fun, problem.x, grad=shifted(delta))
         assert wrong.verdicts["gradient"] == "fail", (delta, wrong.table())
+
+
+def real_only(fun):
+    def wrapped(x):
+        if np.iscomplexobj(x):
+            raise TypeError("this function takes real numbers")
+        return fun(x)
+    return wrapped
+
+
+def test_a_fast_change_along_one_entry_is_followed_by_a_smaller_step_not_left_unjudged():
+    # cos(1000 x_0): a difference over 2e-3 cannot see its slope; the reference shrinks its step (it once
+    # left that entry unjudged, and a wrong slope there went unseen by the entrywise check)
+    def fun(x):
+        return float(x @ x + 1e-3 * np.cos(1e3 * x[0]))
+
+    def grad(x):
+        g = 2 * x
+        g[0] -= np.sin(1e3 * x[0])
+        return g
+
+    x = np.array([0.3, -0.2, 0.5, 0.1])
+    result = verify(real_only(fun), x, grad=grad)
+    entrywise = next(r for r in result.records if r["check"] == "differences" and r["quantity"] == "gradient")
+    assert (entrywise["verdict"], entrywise["checked"]) == ("pass", 4), result.table()
+    wrong = verify(real_only(fun), x, grad=planted(grad, 1e-6, 0))
+    assert wrong.verdicts["gradient"] == "fail", wrong.table()
+
+
+def test_entries_left_unjudged_are_counted_in_the_power_line():
+    def fun(x):
+        return float(np.sqrt(x[0]) + x @ x)
+
+    def grad(x):
+        g = 2 * x
+        g[0] += 0.5 / np.sqrt(x[0])
+        return g
+
+    x = np.array([1e-6, 0.3, -0.2, 0.5])  # steps along e_0 leave the domain: that entry has no reference
+    result = verify(real_only(fun), x, grad=grad)
+    entrywise = next(r for r in result.records if r["check"] == "differences" and r["quantity"] == "gradient")
+    assert entrywise["checked"] == 3 and entrywise["entries"] == 4
+    assert "1 left unjudged" in result.detection_power["gradient"]["check"]
+    assert "detection power, gradient (differences, every entry (1 left unjudged" in result.table()
