@@ -69,7 +69,11 @@ where fun does not compute in mpmath, including a float64 piece inside it
 (its 50-digit central differences at h = 1e-15 and 1e-22 then disagree).  A
 reference that cannot run is said once, with what ran instead.  An entry whose
 reference is too uncertain (a domain edge or a kink within its steps) is left
-unjudged and counted, never passed on a tolerance as wide as the doubt.
+unjudged and counted (in the detection power line too), never passed on a
+tolerance as wide as the doubt; but a real difference within 4 times its own
+rounding is as good as fun's precision allows, and at a stationary point,
+where it exceeds the entries themselves, it judges them to that absolute
+resolution, which the detection power line states.
 
 Detection power is measured, not claimed: the smallest, the median and the
 largest nonzero entry of the claim are planted with relative errors 1e-2
