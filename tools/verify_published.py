@@ -97,16 +97,6 @@ def stated(row, kind):
     if caught is None or caught > delta:
         claim["outcome"] = "miss the table states"
     return row
-    delta = float(kind[len("rel"):])
-    # the record's JSON keeps a sample's probabilities under keys such as "1e-06"
-    power = {float(k) if str(k)[:1].isdigit() else k: v for k, v in row["power"].get("gradient", {}).items()}
-    if "largest" in power:  # every entry checked: the smallest relative error caught in the largest entry
-        caught = power["largest"]
-    else:  # a sample: the probability that an error in an entry drawn at random is caught
-        caught = delta if power.get(delta, 0) > 0 else None
-    if caught is None or caught > delta:
-        claim["outcome"] = "miss the table states"
-    return row
 
 
 OUTCOMES = ("agrees", "false alarm", "miss", "miss the table states", "undetectable miss", "fails a no-op plant",

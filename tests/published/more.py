@@ -20,48 +20,20 @@ Libraries (none of statsmodels, scikit-learn, scipy, autograd, torch, jax is the
 Each case also carries ``ref`` (data for selfcheck.py's independent mpmath reference; ignored by a checker).
 
 ``published.planted(case, kind, rng, claim=None)`` and ``published.verify_kwargs(case)`` work on these cases
-unchanged; ``planted`` and ``verify_kwargs`` are re-exported here for convenience (imported from published.py
-when it can be found, else a copy is not needed: see README).
+unchanged; ``planted`` and ``verify_kwargs`` are re-exported here (imported from published.py beside this file).
 """
 
-import functools
-import importlib.metadata
-import os
-import sys
 import warnings
 
 import numpy as np
 
+# the case format's helpers and the checker's keywords and plants, shared with the corpus's first module beside this
+# file (tests/published/published.py)
+from published import _case, _quiet, planted, verify_kwargs  # noqa: E402,F401
+
 LIBRARIES = ["numpy", "scipy", "pandas", "lifelines", "glum", "GPy", "scikit-survival"]
 SIZES = {"small", "large"}
 LARGE_N = (2_000, 20_000)
-
-
-def _version(dist):
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _case(name, library, source, fun, x, grad, expected, why, hess=None, hessvec=None, size="small", **extra):
-    case = {"name": name, "library": library, "version": _version(library), "source": source, "size": size,
-            "fun": fun, "x": np.asarray(x, dtype=float).copy(), "grad": grad, "expected": dict(expected), "why": why}
-    if hess is not None:
-        case["hess"] = hess
-    if hessvec is not None:
-        case["hessvec"] = hessvec
-    case.update(extra)
-    return case
-
-
-def _quiet(fn):
-    @functools.wraps(fn)
-    def wrapped(*args, **kwargs):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return fn(*args, **kwargs)
-    return wrapped
 
 
 def _dense(m):
@@ -465,34 +437,3 @@ def cases(sizes=("small",)):
             out += _glum_large(n)
             out += _gpy_lik_cases(n, "large", rng)
     return out
-
-
-def _published():
-    here = os.path.dirname(os.path.abspath(__file__))
-    for d in (os.environ.get("PUBLISHED_DIR"), here):  # published.py sits beside this file in tests/published
-        if d and os.path.exists(os.path.join(d, "published.py")):
-            if d not in sys.path:
-                sys.path.insert(0, d)
-            import published
-            return published
-    return None
-
-
-def verify_kwargs(case, claims=("grad", "hessvec", "hess")):
-    """The same as published.verify_kwargs (grad, and hvp from hessvec or hess)."""
-    kw = {"name": case["name"]}
-    if "grad" in claims and case.get("grad") is not None:
-        kw["grad"] = case["grad"]
-    if "hessvec" in claims and case.get("hessvec") is not None:
-        kw["hvp"] = case["hessvec"]
-    elif "hess" in claims and case.get("hess") is not None:
-        kw["hvp"] = (lambda h: lambda x, v: np.asarray(h(x)) @ v)(case["hess"])
-    return kw
-
-
-def planted(case, kind, rng, claim=None):
-    """published.planted, unchanged (it only uses the case's keys); imported from published.py."""
-    pub = _published()
-    if pub is None:
-        raise ImportError("published.py not found: set PUBLISHED_DIR")
-    return pub.planted(case, kind, rng, claim)
