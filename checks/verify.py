@@ -52,9 +52,9 @@ are relative to max(|g| |p|, the variation of f over 1e-3 along p), less the cla
 so a stationary point or a constant function is judged absolutely and no verdict rests on nan.  Each
 record carries its unit ("relative error", "slope deficit", "x tolerance").  fun is differenced along
 each of the ``directions`` up to 2,000 entries (or ``dense_limit``), along the first above: a gradient at
-n = 20,000 then takes under 200 evaluations of fun (192 for a complex-analytic fun, 166 for a real-only
-one, measured), an Hv 210 (complex-analytic; about 1,100 real-only, whose every Hv reference is a second
-difference of Richardson estimates); memory grows linearly with n.
+n = 20,000 then takes under 200 evaluations of fun, an Hv about 210 (about 1,100 where fun takes no complex
+input: every Hv reference is then a second difference of Richardson estimates); memory grows linearly with n
+(tests/test_verify.py's Chain counts them).
 
 Honesty.  A step that leaves fun's domain (an exception or a non-finite
 value at x + h p) is dropped from that estimator's steps; the call aborts

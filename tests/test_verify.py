@@ -516,6 +516,8 @@ def test_a_gradient_of_20000_entries_takes_under_200_evaluations_in_memory_linea
     assert chain.calls < 200
     assert peak < 200 * 8 * chain.x.size  # 200 vectors of n floats; the n x n identity would be 3.2 GB
     assert ("complex step" if analytic else "differences") in {r["check"] for r in result.records}
+    # above 2,000 entries fun is differenced along one direction
+    assert {r.get("direction") for r in result.records if r["check"] in ("central difference", "Taylor")} == {0}
     # a relative error delta in the median entry fails, where the stated power says it is caught in nearly
     # every entry (not in the few within about delta of zero; the real differences' reference is less
     # certain, so for them delta is 1e-4)
@@ -525,7 +527,7 @@ def test_a_gradient_of_20000_entries_takes_under_200_evaluations_in_memory_linea
     assert wrong.verdicts["gradient"] == "fail", wrong.table()
 
 
-@pytest.mark.parametrize("analytic, most", [(True, 250), (False, 1500)])
+@pytest.mark.parametrize("analytic, most", [(True, 220), (False, 1200)])  # the docstring: about 210, 1,100
 def test_an_hv_of_20000_entries_costs_what_the_docstring_says(analytic, most):
     chain = Chain(20_000, analytic)
     result = verify(chain.fun, chain.x, hvp=chain.hvp)
@@ -549,6 +551,9 @@ def test_dense_limit_x_size_checks_every_entry_of_every_claim():
     chain = Chain(300)
     result = verify(chain.fun, chain.x, grad=chain.grad, hvp=chain.hvp, dense_limit=300)
     assert chain.calls < (8 + 10) * 300  # the docstring's cost: about 8 n for a gradient, 10 n for an Hv
+    real = Chain(300, analytic=False)
+    assert verify(real.fun, real.x, grad=real.grad, hvp=real.hvp, dense_limit=300).passed
+    assert real.calls < (7 + 85) * 300  # and 7 n and 85 n where fun takes no complex input
     entrywise = [(r["quantity"], r["checked"], r["entries"]) for r in result.records
                  if r["check"] == "complex step" and "entry" in r]
     assert entrywise == [("gradient", 300, 300), ("Hv", 300, 300)]
@@ -651,3 +656,15 @@ def test_entries_left_unjudged_are_counted_in_the_power_line():
     assert entrywise["checked"] == 3 and entrywise["entries"] == 4
     assert "1 left unjudged" in result.detection_power["gradient"]["check"]
     assert "detection power, gradient (differences, every entry (1 left unjudged" in result.table()
+
+
+def test_a_sampled_power_counts_an_entry_caught_only_if_caught_with_either_sign():
+    from checks import sampling
+
+    claim, u = np.array([1.0, 1.0]), np.array([1.0, -1.0])
+    none = (np.array([], int), np.array([]), np.array([]))
+    # the claim is already off by 0.7 along u (tolerance 1): +0.5 in an entry adds to that, -0.5 cancels it
+    assert sampling.power(claim, [(u, 0.7, 1.0)], none, deltas=(0.5, 2.0)) == {0.5: 0.0, 2.0: 1.0}
+    # a sampled entry: the same, entry by entry
+    sampled = (np.array([0]), np.array([0.7]), np.array([1.0]))
+    assert sampling.power(claim, [], sampled, deltas=(0.5, 2.0)) == {0.5: 0.0, 2.0: 0.5}
