@@ -668,7 +668,7 @@ def _gradient_checks(point, g, grad, ps, judge, inner, mp_reason, rng):
     for k, p in enumerate(ps[:judge.swept]):  # central differences and Richardson, at the step of least uncertainty
         scale = max(np.linalg.norm(g) * np.linalg.norm(p), point.variation(p))
         allowance = ROUNDOFF_FACTOR * (claim_noise @ np.abs(p))
-        estimates = point.central(p, STEPS[2:])
+        estimates = point.central(p)
         finer = np.append(estimates[1:], np.nan)  # each step's neighbour on the grid, sqrt(10) smaller
         extrapolated = _richardson(np.append(estimates, np.nan))
         # each estimate's uncertainty, measured: its truncation (10/9 of its distance to the next step's, or
