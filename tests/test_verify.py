@@ -668,3 +668,21 @@ def test_a_sampled_power_counts_an_entry_caught_only_if_caught_with_either_sign(
     # a sampled entry: the same, entry by entry
     sampled = (np.array([0]), np.array([0.7]), np.array([1.0]))
     assert sampling.power(claim, [], sampled, deltas=(0.5, 2.0)) == {0.5: 0.0, 2.0: 0.5}
+
+
+def test_the_sample_holds_the_smallest_median_and_largest_entry_and_its_power_counts_nonzero_entries():
+    from checks import sampling
+
+    magnitude = np.array([0.0, 5.0, 1e-9, 3.0, 7e3, 2.0, 0.4, 9.0, 1.0, 6.0])
+    for seed in range(5):  # 1e-9, the median 3.0 and 7e3 whatever the draw; the zero is not the smallest
+        assert sampling.entries(magnitude, 3, np.random.default_rng(seed)).tolist() == [2, 3, 4]
+        chosen = sampling.entries(magnitude, 5, np.random.default_rng(seed))
+        assert {2, 3, 4} <= set(chosen.tolist()) and len(chosen) == 5
+    assert sampling.entries(magnitude, 10, np.random.default_rng(0)).tolist() == list(range(10))
+    # the fraction is over the nonzero entries: a zero entry has no relative error to catch
+    claim = np.array([0.0, 1.0, 1.0, 1.0])
+    assert sampling.power(claim, [(np.ones(4), 0.0, 0.5)], (np.array([], int), np.array([]), np.array([])),
+                          deltas=(1.0,)) == {1.0: 1.0}
+    # every entry is caught once an error exceeds the least tolerance plus the error already along it
+    directional = [(np.ones(4), 0.1, 0.5), (np.ones(4), -0.3, 2.0)]
+    assert sampling.caught_in_every_entry(directional) == pytest.approx(0.6)
